@@ -1,0 +1,40 @@
+"""lam_core: latent action world models (Garrido et al., 2026, "Learning Latent Action World Models
+In The Wild"): frozen frame-causal encoder, inverse dynamics model, latent action regularizers,
+frame-wise AdaLN-zero world model, frame-causal decoder, controller, and the pipeline that ties
+them together.
+"""
+
+from lam_core.checkpoint import CheckpointError
+from lam_core.clip import Clip
+from lam_core.config import (
+    ConfigError,
+    ControllerConfig,
+    DecoderConfig,
+    EncoderConfig,
+    LAMConfig,
+    RegularizerConfig,
+    TransformerConfig,
+)
+from lam_core.pipeline import CycleResult, LatentActionPipeline, LeakageResult, TransferResult
+from lam_core.presets import PRESETS, PipelineConfig, get_preset
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS",
+    "CheckpointError",
+    "Clip",
+    "ConfigError",
+    "ControllerConfig",
+    "CycleResult",
+    "DecoderConfig",
+    "EncoderConfig",
+    "LAMConfig",
+    "LatentActionPipeline",
+    "LeakageResult",
+    "PipelineConfig",
+    "RegularizerConfig",
+    "TransferResult",
+    "TransformerConfig",
+    "get_preset",
+]

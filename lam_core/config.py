@@ -1,0 +1,224 @@
+"""Typed configurations of every model component, saved as ``config.json`` beside the weights.
+
+Each component folder holds ``config.json`` (one of the dataclasses below, plus a ``"component"``
+tag) and ``model.safetensors``. YAML training recipes live in ``train/configs/``, never here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is wrong; the message names it."""
+
+
+@dataclass
+class EncoderConfig:
+    """Frozen frame-causal video encoder f (paper §4).
+
+    Attributes:
+        kind: ``"tiny"`` (small trainable ViT, the embedded default) or ``"vjepa2"`` (V-JEPA 2 from
+            ``transformers``, loaded from ``hub_id``).
+        image_size: square input size in pixels (V-JEPA 2: its ``crop_size``).
+        patch_size: spatial patch in pixels.
+        tubelet: frames per model step.
+        dim: feature width D_enc (V-JEPA 2: its ``hidden_size``).
+        depth, heads, mlp_ratio: transformer shape (tiny only).
+        hub_id: hub id or local folder of the V-JEPA 2 weights (vjepa2 only).
+        fps: frame rate the model expects (paper: 4).
+    """
+
+    kind: str = "tiny"
+    image_size: int = 64
+    patch_size: int = 8
+    tubelet: int = 2
+    dim: int = 96
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    hub_id: str | None = None
+    fps: float = 4.0
+
+    @property
+    def grid(self) -> int:
+        """Tokens per row (and column) of a step."""
+        return self.image_size // self.patch_size
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.grid**2
+
+
+@dataclass
+class RegularizerConfig:
+    """Latent action regularizer (paper §3 and App. A coefficients).
+
+    Attributes:
+        kind: ``"sparse"``, ``"noisy"``, ``"discrete"`` or ``"none"``.
+        latent_dim: D_z (paper: 128).
+        lambda_l1, lambda_l2, lambda_v, lambda_c, lambda_m: sparse coefficients.
+        beta: KL weight of the noisy regularizer.
+        codebook_size, commitment, reset_every: discrete (VQ) settings; ``reset_every`` counts
+            latents between resets of unused codes.
+    """
+
+    kind: str = "sparse"
+    latent_dim: int = 128
+    lambda_l1: float = 0.05
+    lambda_l2: float = 1.0
+    lambda_v: float = 0.1
+    lambda_c: float = 0.001
+    lambda_m: float = 0.1
+    beta: float = 1e-4
+    codebook_size: int = 1024
+    commitment: float = 0.25
+    reset_every: int = 20000
+
+
+@dataclass
+class TransformerConfig:
+    """Width, depth and heads of a transformer stack."""
+
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+
+
+@dataclass
+class LAMConfig:
+    """Latent action model: IDM g + regularizer + world model p (paper §3–§4).
+
+    Attributes:
+        kind: ``"latent"`` (IDM latents), ``"deterministic"`` (no latent: the low end of the
+            capacity axis) or ``"action"`` (conditioned on real actions: the V-JEPA 2-AC baseline).
+        feature_dim: D_enc of the encoder's features.
+        grid: tokens per row/column of a step (the encoder's grid).
+        action_dim: size of real actions (``"action"`` kind).
+        token_merge: the world model merges ``k × k`` feature tokens into one (k=1: none); the
+            knob that makes CPU rollouts and planning interactive.
+        predict_residual: predict ``s_t+1 - s_t`` (the output head starts at zero, so the untrained
+            model is the copy-last-frame baseline).
+    """
+
+    kind: str = "latent"
+    feature_dim: int = 96
+    grid: int = 8
+    action_dim: int = 2
+    token_merge: int = 1
+    predict_residual: bool = True
+    regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
+    idm: TransformerConfig = field(default_factory=lambda: TransformerConfig(128, 2, 4))
+    world_model: TransformerConfig = field(default_factory=TransformerConfig)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.regularizer.latent_dim
+
+
+@dataclass
+class DecoderConfig:
+    """Frame-causal ViT decoder from features to pixels (paper App. A)."""
+
+    feature_dim: int = 96
+    image_size: int = 64
+    patch_size: int = 8
+    tubelet: int = 2
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+
+@dataclass
+class ControllerConfig:
+    """Controller c(a_t, s_t) → z_t from real actions to latent actions (paper §7, App. A).
+
+    Attributes:
+        kind: ``"mlp"`` (actions only) or ``"adapter"`` (2 self-attention blocks over the current
+            step's tokens, a 3-layer action MLP, cross-attention from the action token to the frame
+            tokens, a linear layer to D_z).
+    """
+
+    kind: str = "adapter"
+    action_dim: int = 2
+    latent_dim: int = 128
+    feature_dim: int = 96
+    grid: int = 8
+    width: int = 128
+    heads: int = 4
+    hidden: int = 256
+
+
+COMPONENTS: dict[str, type] = {
+    "encoder": EncoderConfig,
+    "lam": LAMConfig,
+    "decoder": DecoderConfig,
+    "controller": ControllerConfig,
+}
+
+
+def config_to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (and build nested dataclasses)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
+        return config_from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: {value!r} does not fit {tp}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (arg, *_) = typing.get_args(tp) or (Any,)
+        return list(_coerce(v, arg, f"{where}[{i}]") for i, v in enumerate(value))
+    if tp is Any or origin is dict or tp is dict:
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise ConfigError(f"{where}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def config_from_dict(cls: type, data: dict, where: str = "config") -> Any:
+    """Build dataclass ``cls`` from a plain dict, rejecting unknown keys and wrong types.
+
+    Raises:
+        ConfigError: naming the offending key (dotted path) and what was expected.
+    """
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    return cls(**kwargs)

@@ -1,0 +1,35 @@
+"""Model components of lam_core (paper §3–§4, §7, App. A)."""
+
+from lam_core.models.controller import Controller
+from lam_core.models.decoder import Decoder
+from lam_core.models.encoder import TinyEncoder, VJEPA2Encoder, build_encoder
+from lam_core.models.idm import InverseDynamics
+from lam_core.models.lam import LAMOutput, LatentActionModel
+from lam_core.models.regularizers import (
+    DiscreteRegularizer,
+    NoisyRegularizer,
+    Regularizer,
+    RegularizerOutput,
+    SparseRegularizer,
+    build_regularizer,
+)
+from lam_core.models.world_model import AdaLNBlock, WorldModel
+
+__all__ = [
+    "AdaLNBlock",
+    "Controller",
+    "Decoder",
+    "DiscreteRegularizer",
+    "InverseDynamics",
+    "LAMOutput",
+    "LatentActionModel",
+    "NoisyRegularizer",
+    "Regularizer",
+    "RegularizerOutput",
+    "SparseRegularizer",
+    "TinyEncoder",
+    "VJEPA2Encoder",
+    "WorldModel",
+    "build_encoder",
+    "build_regularizer",
+]

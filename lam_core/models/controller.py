@@ -1,0 +1,80 @@
+"""Controller c(a_t, s_t) → z_t: real actions to latent actions (paper §7, App. A).
+
+Trained with L2 to the frozen IDM's latents on action-labeled video, so a latent action world model
+can be driven (and planned with) in real actions.
+
+* ``mlp``: z_t = MLP(a_t), ignoring the frame.
+* ``adapter`` (App. A): 2 self-attention blocks over the current step's tokens, a 3-layer MLP
+  embedding of the action, cross-attention from the action token to the frame tokens, then a linear
+  layer to D_z.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lam_core.config import ControllerConfig
+from lam_core.nn import MLP, Block, CrossAttention, grid_positions
+
+
+def action_mlp(action_dim: int, hidden: int, out: int) -> nn.Sequential:
+    """3-layer MLP ``action_dim → hidden → hidden → out``."""
+    return nn.Sequential(
+        nn.Linear(action_dim, hidden),
+        nn.GELU(),
+        nn.Linear(hidden, hidden),
+        nn.GELU(),
+        nn.Linear(hidden, out),
+    )
+
+
+class Controller(nn.Module):
+    """Controller.
+
+    Args:
+        cfg: controller config.
+    """
+
+    def __init__(self, cfg: ControllerConfig):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.kind == "mlp":
+            self.action_embed = action_mlp(cfg.action_dim, cfg.hidden, cfg.latent_dim)
+        elif cfg.kind == "adapter":
+            self.frame_proj = nn.Linear(cfg.feature_dim, cfg.width)
+            self.blocks = nn.ModuleList(Block(cfg.width, cfg.heads) for _ in range(2))
+            self.action_embed = action_mlp(cfg.action_dim, cfg.hidden, cfg.width)
+            self.norm_q = nn.LayerNorm(cfg.width)
+            self.norm_kv = nn.LayerNorm(cfg.width)
+            self.cross = CrossAttention(cfg.width, cfg.heads)
+            self.norm_out = nn.LayerNorm(cfg.width)
+            self.mlp = MLP(cfg.width, 4 * cfg.width)
+            self.out = nn.Linear(cfg.width, cfg.latent_dim)
+        else:
+            raise ValueError(f"unknown controller kind {cfg.kind!r}; expected 'mlp' or 'adapter'")
+
+    def forward(self, actions: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Map actions to latent actions.
+
+        Args:
+            actions: ``(B, T, A)`` real actions a_t.
+            features: ``(B, T, N, D)`` the step s_t each action starts from (adapter only).
+
+        Returns:
+            ``(B, T, D_z)`` latent actions.
+        """
+        cfg = self.cfg
+        if cfg.kind == "mlp":
+            return self.action_embed(actions)
+        if features is None:
+            raise ValueError("the adapter controller needs the current step's features")
+        b, t, n, d = features.shape
+        x = self.frame_proj(features.reshape(b * t, n, d))
+        pos = grid_positions(1, cfg.grid, cfg.grid, x.device)
+        for blk in self.blocks:
+            x = blk(x, pos)
+        q = self.action_embed(actions.reshape(b * t, 1, -1))  # B*T, 1, W
+        q = q + self.cross(self.norm_q(q), self.norm_kv(x))
+        q = q + self.mlp(self.norm_out(q))
+        return self.out(q).reshape(b, t, cfg.latent_dim)

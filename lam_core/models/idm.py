@@ -1,0 +1,53 @@
+"""Inverse dynamics model g(s_t, s_t+1) → one raw latent per transition (paper §3).
+
+A small transformer over the tokens of the two steps (3-D RoPE with time 0 and 1, full attention
+inside the pair), mean-pooled and projected to the regularizer's raw width (D_z, or 2·D_z for the
+noisy regularizer's mean and log-variance).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lam_core.config import TransformerConfig
+from lam_core.nn import Block, grid_positions
+
+
+class InverseDynamics(nn.Module):
+    """IDM.
+
+    Args:
+        feature_dim: D_enc.
+        grid: tokens per row/column of a step.
+        out_dim: raw latent width.
+        cfg: transformer shape.
+    """
+
+    def __init__(self, feature_dim: int, grid: int, out_dim: int, cfg: TransformerConfig):
+        super().__init__()
+        self.grid = grid
+        self.proj = nn.Linear(feature_dim, cfg.width)
+        self.blocks = nn.ModuleList(
+            Block(cfg.width, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth)
+        )
+        self.norm = nn.LayerNorm(cfg.width)
+        self.head = nn.Linear(cfg.width, out_dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Infer raw latents for every transition.
+
+        Args:
+            features: ``(B, T', N, D_enc)``.
+
+        Returns:
+            ``(B, T' - 1, out_dim)``; entry t depends only on steps t and t+1.
+        """
+        b, steps, n, d = features.shape
+        pairs = torch.stack([features[:, :-1], features[:, 1:]], dim=2)  # B, T'-1, 2, N, D
+        x = self.proj(pairs.reshape(b * (steps - 1), 2 * n, d))
+        pos = grid_positions(2, self.grid, self.grid, x.device)
+        for blk in self.blocks:
+            x = blk(x, pos)
+        x = self.norm(x).mean(dim=1)
+        return self.head(x).reshape(b, steps - 1, -1)

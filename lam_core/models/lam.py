@@ -1,0 +1,123 @@
+"""The latent action model: IDM g + regularizer + world model p, trained jointly (paper §3–§4).
+
+``L_t = ‖s_t+1 − p(s_0:t, z_t)‖₁ + L_z(z_t)``, ``z_t = g(s_t, s_t+1)``. Two other kinds share the
+class so every consumer sees one interface: ``"deterministic"`` (no latent, the low end of the
+capacity axis) and ``"action"`` (conditioned on real actions: the V-JEPA 2-AC baseline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lam_core.config import LAMConfig
+from lam_core.models.idm import InverseDynamics
+from lam_core.models.regularizers import build_regularizer
+from lam_core.models.world_model import WorldModel
+
+
+@dataclass
+class LAMOutput:
+    """Teacher-forced forward pass.
+
+    Attributes:
+        predictions: ``(B, T'-1, N, D)`` ŝ_1 … ŝ_T'-1.
+        latents: ``(B, T'-1, D_z)`` (None unless ``kind == "latent"``).
+        loss: prediction L1 + regularizer loss.
+        prediction_loss, regularizer_loss: the two parts.
+        stats: detached scalars for logging.
+    """
+
+    predictions: torch.Tensor
+    latents: torch.Tensor | None
+    loss: torch.Tensor
+    prediction_loss: torch.Tensor
+    regularizer_loss: torch.Tensor
+    stats: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class LatentActionModel(nn.Module):
+    """IDM + regularizer + world model.
+
+    Args:
+        cfg: LAM config.
+    """
+
+    def __init__(self, cfg: LAMConfig):
+        super().__init__()
+        if cfg.kind not in ("latent", "deterministic", "action"):
+            raise ValueError(
+                f"unknown LAM kind {cfg.kind!r}; expected latent, deterministic or action"
+            )
+        self.cfg = cfg
+        if cfg.kind == "latent":
+            self.regularizer = build_regularizer(cfg.regularizer)
+            self.idm = InverseDynamics(cfg.feature_dim, cfg.grid, self.regularizer.raw_dim, cfg.idm)
+        self.world_model = WorldModel(cfg)
+
+    @property
+    def uses_latents(self) -> bool:
+        return self.cfg.kind == "latent"
+
+    def infer_latents(self, features: torch.Tensor, return_stats: bool = False):
+        """Latent actions of every transition: ``(B, T', N, D)`` → ``(B, T'-1, D_z)``.
+
+        In eval mode this is deterministic (noisy: the mean; discrete: the nearest code).
+        """
+        if not self.uses_latents:
+            raise ValueError(f"a {self.cfg.kind!r} model has no latent actions")
+        out = self.regularizer(self.idm(features))
+        return out if return_stats else out.latents
+
+    def conditions(
+        self,
+        features: torch.Tensor,
+        actions: torch.Tensor | None = None,
+    ):
+        """Teacher-forcing conditions: ``(cond (B, T'-1, C) | None, regularizer output | None)``."""
+        if self.cfg.kind == "latent":
+            reg = self.infer_latents(features, return_stats=True)
+            return reg.latents, reg
+        if self.cfg.kind == "action":
+            steps = features.shape[1] - 1
+            if actions is None or actions.shape[1] < steps:
+                got = None if actions is None else tuple(actions.shape)
+                raise ValueError(
+                    f"an action-conditioned model needs actions (B, {steps}, A), got {got}"
+                )
+            return actions[:, :steps], None
+        return None, None
+
+    def forward(self, features: torch.Tensor, actions: torch.Tensor | None = None) -> LAMOutput:
+        """Teacher-forced prediction of steps 1 … T'-1.
+
+        Args:
+            features: ``(B, T', N, D)`` from the frozen encoder.
+            actions: ``(B, T'-1, A)`` real actions (``"action"`` kind only).
+        """
+        cond, reg = self.conditions(features, actions)
+        pred = self.world_model(features[:, :-1], cond)
+        pred_loss = F.l1_loss(pred.float(), features[:, 1:].float())
+        reg_loss = reg.loss if reg is not None else pred_loss.new_zeros(())
+        stats = {k: v for k, v in reg.stats.items() if v.ndim == 0} if reg is not None else {}
+        return LAMOutput(
+            pred,
+            cond if self.uses_latents else None,
+            pred_loss + reg_loss,
+            pred_loss,
+            reg_loss,
+            stats,
+        )
+
+    def rollout(
+        self,
+        context: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        horizon: int | None = None,
+        use_cache: bool = True,
+    ) -> torch.Tensor:
+        """See :meth:`WorldModel.rollout`; ``cond`` are latents, actions or None by kind."""
+        return self.world_model.rollout(context, cond, horizon, use_cache)

@@ -1,0 +1,183 @@
+"""World model p(s_0:t, z_t) → ŝ_t+1: a ViT with 3-D RoPE, frame-causal attention and frame-wise
+AdaLN-zero conditioning (paper §4, App. A; AdaLN-zero from Peebles & Xie, 2023).
+
+The condition of step t (a latent action z_t, a real action a_t, or nothing for the deterministic
+model) modulates only the tokens of step t. Training uses teacher forcing (:meth:`forward`);
+rollouts are autoregressive with a key/value cache (:meth:`rollout`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lam_core.config import LAMConfig
+from lam_core.nn import (
+    MLP,
+    Attention,
+    KVCache,
+    frame_causal_mask,
+    grid_positions,
+    merge_tokens,
+    split_tokens,
+)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+class AdaLNBlock(nn.Module):
+    """Transformer block whose norms are modulated per step by the condition; gates start at zero,
+    so the block is the identity at initialisation."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(width, heads)
+        self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.mlp = MLP(width, int(width * mlp_ratio))
+        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))
+        nn.init.zeros_(self.modulation[-1].weight)
+        nn.init.zeros_(self.modulation[-1].bias)
+
+    def forward(self, x, cond, positions, mask, cache=None, layer=0):
+        """``x``: ``(B, S, N, W)`` tokens of S steps; ``cond``: ``(B, S, W)``, one per step."""
+        b, s, n, w = x.shape
+        mod = self.modulation(cond)[:, :, None]  # B, S, 1, 6W: frame-wise
+        shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
+        h = modulate(self.norm1(x), shift1, scale1).reshape(b, s * n, w)
+        x = x + gate1 * self.attn(h, positions, mask, cache, layer).reshape(b, s, n, w)
+        return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
+
+
+class WorldModel(nn.Module):
+    """Frame-causal, frame-wise conditioned ViT predictor.
+
+    Args:
+        cfg: the LAM config (``kind`` decides the condition: latents, actions or none).
+    """
+
+    def __init__(self, cfg: LAMConfig):
+        super().__init__()
+        self.cfg = cfg
+        wm = cfg.world_model
+        k = cfg.token_merge
+        if cfg.grid % k:
+            raise ValueError(f"token_merge {k} does not divide the token grid {cfg.grid}")
+        self.grid = cfg.grid // k
+        token_dim = cfg.feature_dim * k * k
+        self.proj_in = nn.Linear(token_dim, wm.width)
+        cond_dim = {"latent": cfg.latent_dim, "action": cfg.action_dim, "deterministic": 0}[
+            cfg.kind
+        ]
+        if cond_dim:
+            self.cond_embed = nn.Sequential(
+                nn.Linear(cond_dim, wm.width), nn.SiLU(), nn.Linear(wm.width, wm.width)
+            )
+        else:
+            self.cond_embed = None
+            self.null_cond = nn.Parameter(torch.zeros(wm.width))
+        self.blocks = nn.ModuleList(
+            AdaLNBlock(wm.width, wm.heads, wm.mlp_ratio) for _ in range(wm.depth)
+        )
+        self.final_norm = nn.LayerNorm(wm.width, elementwise_affine=False, eps=1e-6)
+        self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(wm.width, 2 * wm.width))
+        nn.init.zeros_(self.final_modulation[-1].weight)
+        nn.init.zeros_(self.final_modulation[-1].bias)
+        self.head = nn.Linear(wm.width, token_dim)
+        if cfg.predict_residual:  # untrained model = copy the last step
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    def embed_conditions(self, cond: torch.Tensor | None, b: int, steps: int) -> torch.Tensor:
+        """``(B, S, C)`` or None → ``(B, S, W)``."""
+        if self.cond_embed is None:
+            return self.null_cond.expand(b, steps, -1)
+        if cond is None or cond.shape[:2] != (b, steps):
+            got = None if cond is None else tuple(cond.shape)
+            raise ValueError(f"expected conditions of shape ({b}, {steps}, C), got {got}")
+        return self.cond_embed(cond)
+
+    def _run(self, features, cond, t0: int, cache: KVCache | None) -> torch.Tensor:
+        """Predict the next step for each of the S given steps (positions from ``t0``)."""
+        cfg, k = self.cfg, self.cfg.token_merge
+        b, s, _, _ = features.shape
+        tokens = merge_tokens(features, cfg.grid, cfg.grid, k)  # B, S, n, k²D
+        n = tokens.shape[2]
+        x = self.proj_in(tokens)  # B, S, n, W
+        c = self.embed_conditions(cond, b, s)  # B, S, W
+        pos = grid_positions(s, self.grid, self.grid, x.device, t0=t0)
+        past = cache.steps if cache is not None else 0
+        mask = frame_causal_mask(s, n, x.device, past_steps=past)
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, c, pos, mask, cache, i)
+        if cache is not None:
+            cache.steps += s
+        shift, scale = self.final_modulation(c)[:, :, None].chunk(2, dim=-1)
+        out = self.head(modulate(self.final_norm(x), shift, scale))  # B, S, n, k²D
+        if cfg.predict_residual:
+            out = out + tokens
+        return split_tokens(out, cfg.grid, cfg.grid, k)
+
+    def forward(self, features: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher forcing.
+
+        Args:
+            features: ``(B, S, N, D)`` steps s_0 … s_S-1.
+            cond: ``(B, S, C)``: the condition of each step's transition (z_t for s_t → s_t+1), or
+                None for the deterministic model.
+
+        Returns:
+            ``(B, S, N, D)``: ŝ_1 … ŝ_S; entry t depends only on steps ≤ t and conditions ≤ t.
+        """
+        return self._run(features, cond, 0, None)
+
+    def rollout(
+        self,
+        context: torch.Tensor,
+        cond: torch.Tensor | None,
+        horizon: int | None = None,
+        use_cache: bool = True,
+    ) -> torch.Tensor:
+        """Autoregressive rollout from context steps.
+
+        Args:
+            context: ``(B, C, N, D)`` real steps s_0 … s_C-1.
+            cond: ``(B, C - 1 + H, C_dim)``: conditions of the context's transitions then of the H
+                predicted ones; None for the deterministic model (then ``horizon`` is required).
+            horizon: H (default: from ``cond``).
+            use_cache: keep keys/values of processed steps (fast); False recomputes the prefix at
+                every step (the reference the cache is tested against).
+
+        Returns:
+            ``(B, H, N, D)`` predicted steps ŝ_C … ŝ_C+H-1.
+        """
+        c = context.shape[1]
+        if horizon is None:
+            if cond is None:
+                raise ValueError("horizon is required when there are no conditions")
+            horizon = cond.shape[1] - (c - 1)
+        if horizon < 1 or (cond is not None and cond.shape[1] < c - 1 + horizon):
+            got = None if cond is None else cond.shape[1]
+            raise ValueError(
+                f"need {c - 1 + horizon} conditions for {c} context steps + "
+                f"{horizon} predictions, got {got}"
+            )
+        cond_at = (lambda a, z: None) if cond is None else (lambda a, z: cond[:, a:z])
+        preds: list[torch.Tensor] = []
+        if use_cache:
+            cache = KVCache()
+            nxt = self._run(context, cond_at(0, c), 0, cache)[:, -1:]
+            preds.append(nxt)
+            for i in range(1, horizon):
+                t = c - 1 + i
+                nxt = self._run(nxt, cond_at(t, t + 1), t, cache)
+                preds.append(nxt)
+        else:
+            seq = context
+            for i in range(horizon):
+                nxt = self._run(seq, cond_at(0, c + i), 0, None)[:, -1:]
+                preds.append(nxt)
+                seq = torch.cat([seq, nxt], dim=1)
+        return torch.cat(preds, dim=1)

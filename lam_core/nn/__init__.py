@@ -1,0 +1,26 @@
+"""Layers shared by the models of lam_core."""
+
+from lam_core.nn.attention import (
+    Attention,
+    CrossAttention,
+    KVCache,
+    RoPE3D,
+    frame_causal_mask,
+    grid_positions,
+)
+from lam_core.nn.layers import MLP, Block, merge_tokens, patchify, split_tokens, unpatchify
+
+__all__ = [
+    "MLP",
+    "Attention",
+    "Block",
+    "CrossAttention",
+    "KVCache",
+    "RoPE3D",
+    "frame_causal_mask",
+    "grid_positions",
+    "merge_tokens",
+    "patchify",
+    "split_tokens",
+    "unpatchify",
+]

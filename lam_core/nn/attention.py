@@ -1,0 +1,162 @@
+"""Attention with 3-D rotary position embeddings (time, row, column) and frame-causal masks.
+
+Every transformer in lam-studio (encoder, IDM, world model, decoder, controller) attends through
+:class:`Attention`: ``scaled_dot_product_attention`` with RoPE applied per axis (paper §4: "RoPE
+(Su et al., 2021; Assran et al., 2025)"), optionally with a key/value cache for autoregressive
+rollouts.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def grid_positions(steps: int, rows: int, cols: int, device=None, t0: int = 0) -> torch.Tensor:
+    """Integer positions of a ``steps × rows × cols`` token grid, time-major.
+
+    Returns:
+        ``(steps * rows * cols, 3)`` long tensor of ``(t, row, col)``; ``t`` starts at ``t0``.
+    """
+    t = torch.arange(t0, t0 + steps, device=device)
+    r = torch.arange(rows, device=device)
+    c = torch.arange(cols, device=device)
+    return torch.stack(torch.meshgrid(t, r, c, indexing="ij"), dim=-1).reshape(-1, 3)
+
+
+def frame_causal_mask(
+    steps: int, tokens_per_step: int, device=None, past_steps: int = 0
+) -> torch.Tensor:
+    """Boolean attention mask where a token of step t sees every token of steps ≤ t.
+
+    Args:
+        steps: number of query steps.
+        tokens_per_step: tokens in each step.
+        past_steps: cached steps before the queries (all visible to every query).
+
+    Returns:
+        ``(steps * N, (past_steps + steps) * N)`` bool, True = may attend.
+    """
+    q_step = torch.arange(steps, device=device).repeat_interleave(tokens_per_step) + past_steps
+    k_step = torch.arange(past_steps + steps, device=device).repeat_interleave(tokens_per_step)
+    return q_step[:, None] >= k_step[None, :]
+
+
+class RoPE3D(nn.Module):
+    """Rotary embedding over (time, row, column): each axis rotates its own slice of a head.
+
+    The head dimension is split into three equal even slices (``2 * (head_dim // 6)`` channels
+    each); left-over channels are not rotated. Scores then depend only on relative positions.
+    """
+
+    def __init__(self, head_dim: int, theta: float = 10000.0):
+        super().__init__()
+        self.axis_dim = 2 * (head_dim // 6)
+        if self.axis_dim == 0:
+            raise ValueError(f"head_dim must be ≥ 6 for 3-D RoPE, got {head_dim}")
+        inv_freq = 1.0 / theta ** (torch.arange(0, self.axis_dim, 2).float() / self.axis_dim)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Rotate ``x``.
+
+        Args:
+            x: ``(B, heads, L, head_dim)``.
+            positions: ``(L, 3)`` integer ``(t, row, col)``.
+        """
+        d = self.axis_dim
+        out = []
+        for axis in range(3):
+            part = x[..., axis * d : (axis + 1) * d].float()
+            angles = positions[:, axis, None].float() * self.inv_freq  # (L, d/2)
+            cos, sin = angles.cos(), angles.sin()
+            x1, x2 = part[..., 0::2], part[..., 1::2]
+            rot = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+            out.append(rot.to(x.dtype))
+        out.append(x[..., 3 * d :])
+        return torch.cat(out, dim=-1)
+
+
+class KVCache:
+    """Keys and values of already processed tokens, one entry per attention layer."""
+
+    def __init__(self):
+        self.keys: dict[int, torch.Tensor] = {}
+        self.values: dict[int, torch.Tensor] = {}
+        self.steps = 0  # number of complete steps held
+
+    def get(self, layer: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        return self.keys.get(layer), self.values.get(layer)
+
+    def append(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if layer in self.keys:
+            k = torch.cat([self.keys[layer], k], dim=2)
+            v = torch.cat([self.values[layer], v], dim=2)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over ``scaled_dot_product_attention`` with 3-D RoPE."""
+
+    def __init__(self, dim: int, heads: int, qkv_bias: bool = True, rope: bool = True):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.rope = RoPE3D(self.head_dim) if rope else None
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> torch.Tensor:
+        """Attend.
+
+        Args:
+            x: ``(B, L, D)`` tokens.
+            positions: ``(L, 3)`` positions of these tokens (required when RoPE is on).
+            mask: bool ``(L, L_keys)``, True = may attend; ``L_keys`` includes cached tokens.
+            cache: when given, keys/values of ``x`` are appended and attention runs over all.
+            layer: index of this layer in ``cache``.
+
+        Returns:
+            ``(B, L, D)``.
+        """
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if self.rope is not None:
+            q, k = self.rope(q, positions), self.rope(k, positions)
+        if cache is not None:
+            k, v = cache.append(layer, k, v)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+class CrossAttention(nn.Module):
+    """Multi-head cross-attention (queries from one set of tokens, keys/values from another)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """``x``: ``(B, Lq, D)``, ``context``: ``(B, Lk, D)`` → ``(B, Lq, D)``."""
+        b, lq, d = x.shape
+        h = self.heads
+        q = self.q(x).view(b, lq, h, d // h).transpose(1, 2)
+        k, v = self.kv(context).view(b, -1, 2, h, d // h).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(b, lq, d))

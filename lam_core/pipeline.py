@@ -1,0 +1,472 @@
+"""``LatentActionPipeline``: the face of lam_core (DESIGN §2, §8).
+
+It holds the frozen encoder, the latent action model (IDM + regularizer + world model), the
+decoder and, optionally, a controller, and offers the operations every consumer needs: ``encode``,
+``infer_latents``, ``rollout``, ``decode``, ``transfer``, ``cycle``, ``leakage``,
+``sample_latents``. It runs under ``torch.no_grad`` and takes an optional progress callback.
+
+A pipeline folder (hub layout)::
+
+    config.json          {"format": "lam-studio-pipeline", "format_version": 1,
+                          "components": {"encoder": "encoder", "lam": "lam", ...}}
+    encoder/             config.json (+ model.safetensors unless V-JEPA 2, which loads its hub_id)
+    lam/ decoder/ controller/
+
+A component entry may also be a relative path to another folder (``"../autoencoder/encoder"``) so
+several shipped pipelines share one encoder; ``save_pretrained`` and ``push_to_hub`` always write
+self-contained folders.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from huggingface_hub import ModelHubMixin, snapshot_download
+from torch import nn
+
+from lam_core.checkpoint import CONFIG_NAME, CheckpointError, load_component, save_component
+from lam_core.clip import Clip
+
+PIPELINE_FORMAT = "lam-studio-pipeline"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+Progress = Callable[[float, str], None]
+VideoLike = Clip | np.ndarray | torch.Tensor
+
+
+@dataclass
+class TransferResult:
+    """Actions of ``source`` replayed on ``target``.
+
+    Attributes:
+        source: the source as the model sees it (resampled, cropped), context + horizon steps.
+        target: the target, same length.
+        transferred: decoded target context followed by the prediction under the source's latents.
+        latents: ``(H, D_z)`` source latents that drove the prediction.
+        source_error: feature L1 of the source rolled out with its own latents (how well the
+            model explains the source).
+        target_error: the same on the target with its own latents.
+        transfer_shift: feature L1 between the transferred prediction and the target's own
+            rollout (how much the source's actions changed the target).
+        context: context steps taken from the target.
+    """
+
+    source: Clip
+    target: Clip
+    transferred: Clip
+    latents: np.ndarray
+    source_error: float
+    target_error: float
+    transfer_shift: float
+    context: int
+
+
+@dataclass
+class CycleResult:
+    """Cycle A → B → A (paper Table 2): errors of A's rollout with its own latents (direct) and
+    with latents re-inferred from B's transferred prediction (cycled).
+
+    ``ratio = cycled / direct``.
+    """
+
+    direct: Clip
+    transferred: Clip
+    cycled: Clip
+    direct_error: float
+    cycled_error: float
+    ratio: float
+    direct_errors: np.ndarray
+    cycled_errors: np.ndarray
+
+
+@dataclass
+class LeakageResult:
+    """Future leakage (paper Table 1): one-step errors with IDM latents on A and on A whose end was
+    replaced by B's from step ``cut``; ``ratio`` is the error at the cut over the error there
+    without the cut."""
+
+    errors: np.ndarray
+    errors_cut: np.ndarray
+    cut: int
+    ratio: float
+    stitched: Clip
+
+
+def resolve_path(name: str | Path) -> Path | None:
+    """A local folder for ``name``: as given, else relative to the repository (``assets/…``)."""
+    for p in (Path(name), REPO_ROOT / str(name)):
+        if p.is_dir():
+            return p
+    return None
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
+
+
+class LatentActionPipeline(ModelHubMixin, nn.Module):
+    """Encoder + latent action model + decoder (+ controller).
+
+    Args:
+        encoder: clip ``(B, T, 3, H, W)`` in [0, 1] → features ``(B, T', N, D)``.
+        lam: a :class:`~lam_core.models.LatentActionModel`.
+        decoder: features → pixels, or None (then nothing can be decoded).
+        controller: real actions → latent actions, or None.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        lam: nn.Module,
+        decoder: nn.Module | None = None,
+        controller: nn.Module | None = None,
+    ):
+        super().__init__()
+        self.encoder, self.lam, self.decoder, self.controller = encoder, lam, decoder, controller
+        self.eval()
+
+    # ------------------------------------------------------------------ loading and saving
+    @classmethod
+    def from_components(cls, **components: str | Path | None) -> LatentActionPipeline:
+        """Load each component from its folder (``encoder=…, lam=…, decoder=…, controller=…``)."""
+        mods = {k: (load_component(v, expected=k) if v else None) for k, v in components.items()}
+        return cls(**mods)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        local_files_only: bool = False,
+        cache_dir: str | Path | None = None,
+    ) -> LatentActionPipeline:
+        """Open a pipeline folder or a hub repository.
+
+        Args:
+            name_or_path: a folder (absolute, relative to the working directory, or relative to
+                the repository such as ``assets/checkpoints/sparse-low``) or a hub id.
+
+        Raises:
+            CheckpointError: naming the file and what is wrong with it.
+        """
+        folder = resolve_path(name_or_path)
+        if folder is None:
+            if not _looks_like_hub_id(str(name_or_path)):
+                raise CheckpointError(
+                    f"{name_or_path}: no such checkpoint folder (looked in the working directory "
+                    f"and in {REPO_ROOT}), and it is not a hub id of the form 'owner/name'"
+                )
+            try:
+                folder = Path(
+                    snapshot_download(
+                        str(name_or_path),
+                        revision=revision,
+                        token=token,
+                        local_files_only=local_files_only,
+                        cache_dir=cache_dir,
+                    )
+                )
+            except Exception as e:  # network, auth, missing repo: say which
+                raise CheckpointError(
+                    f"{name_or_path}: could not download from the hub ({e})"
+                ) from e
+        return cls._from_folder(folder)
+
+    @classmethod
+    def _from_folder(cls, folder: Path) -> LatentActionPipeline:
+        path = folder / CONFIG_NAME
+        if not path.is_file():
+            raise CheckpointError(f"{path}: missing (not a lam-studio pipeline folder)")
+        try:
+            meta = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{path}: not valid JSON ({e})") from e
+        if not isinstance(meta, dict) or meta.get("format") != PIPELINE_FORMAT:
+            raise CheckpointError(
+                f"{path}: 'format' is not {PIPELINE_FORMAT!r}; is this a "
+                "component folder? Use LatentActionPipeline.from_components"
+            )
+        comps = meta.get("components", {})
+        for required in ("encoder", "lam"):
+            if not comps.get(required):
+                raise CheckpointError(f"{path}: components.{required} is missing")
+        unknown = set(comps) - {"encoder", "lam", "decoder", "controller"}
+        if unknown:
+            raise CheckpointError(f"{path}: unknown components {sorted(unknown)}")
+        return cls.from_components(**{k: (folder / v) if v else None for k, v in comps.items()})
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        save_directory = Path(save_directory)
+        comps = {}
+        for name in ("encoder", "lam", "decoder", "controller"):
+            module = getattr(self, name)
+            comps[name] = None if module is None else name
+            if module is not None:
+                save_component(module, save_directory / name)
+        meta = {"format": PIPELINE_FORMAT, "format_version": 1, "components": comps}
+        (save_directory / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def device(self) -> torch.device:
+        return next(self.lam.parameters()).device
+
+    @property
+    def tubelet(self) -> int:
+        return self.encoder.cfg.tubelet
+
+    @property
+    def fps(self) -> float:
+        return self.encoder.cfg.fps
+
+    @property
+    def image_size(self) -> int:
+        return self.encoder.cfg.image_size
+
+    def _autocast(self):
+        dev = self.device
+        return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+
+    # ------------------------------------------------------------------ tensors in and out
+    def to_tensor(self, video: VideoLike, max_frames: int | None = None) -> torch.Tensor:
+        """A clip (resampled to the model's fps, resized, centre-cropped) or a uint8 array
+        ``(T, H, W, 3)`` or a float tensor ``(B, T, 3, H, W)`` in [0, 1] → ``(B, T, 3, S, S)``,
+        ``T`` cut to a multiple of the tubelet."""
+        if isinstance(video, torch.Tensor):
+            x = video if video.ndim == 5 else video[None]
+        else:
+            from lam_core.video import frame_indices, resize_center_crop
+
+            if isinstance(video, Clip):
+                idx = frame_indices(video.num_frames, video.fps, self.fps, 0.0, None)
+                frames = video.frames[idx]
+            else:
+                frames = Clip(np.asarray(video), fps=self.fps).frames
+            frames = resize_center_crop(frames, self.image_size)
+            x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255.0)[None]
+        if max_frames is not None:
+            x = x[:, :max_frames]
+        t = x.shape[1] - x.shape[1] % self.tubelet
+        if t < 2 * self.tubelet:
+            raise ValueError(
+                f"a clip needs at least {2 * self.tubelet} frames at {self.fps:g} fps "
+                f"(two model steps); this one gives {x.shape[1]}"
+            )
+        return x[:, :t].to(self.device)
+
+    def to_clip(self, video: torch.Tensor, index: int = 0) -> Clip:
+        """``(B, T, 3, H, W)`` float → :class:`Clip` of item ``index`` (uint8, the model's fps)."""
+        frames = video[index].clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1)
+        return Clip(frames.cpu().numpy(), fps=self.fps)
+
+    # ------------------------------------------------------------------ building blocks
+    @torch.no_grad()
+    def encode(self, video: VideoLike) -> torch.Tensor:
+        """Video → features ``(B, T', N, D)``."""
+        with self._autocast():
+            return self.encoder(self.to_tensor(video)).float()
+
+    @torch.no_grad()
+    def infer_latents(self, video_or_features: VideoLike) -> torch.Tensor:
+        """Latent actions ``(B, T'-1, D_z)`` of a video or of features ``(B, T', N, D)``."""
+        feats = self._features(video_or_features)
+        with self._autocast():
+            return self.lam.infer_latents(feats).float()
+
+    @torch.no_grad()
+    def rollout(
+        self, context: torch.Tensor, cond: torch.Tensor | None = None, horizon: int | None = None
+    ) -> torch.Tensor:
+        """World-model rollout with a KV cache; see :meth:`WorldModel.rollout` for shapes."""
+        with self._autocast():
+            return self.lam.rollout(context, cond, horizon).float()
+
+    @torch.no_grad()
+    def decode(self, features: torch.Tensor) -> torch.Tensor:
+        """Features ``(B, T', N, D)`` → pixels ``(B, T'·tubelet, 3, H, W)`` clamped to [0, 1]."""
+        if self.decoder is None:
+            raise ValueError("this pipeline has no decoder; load one to look at predictions")
+        with self._autocast():
+            return self.decoder(features).float().clamp(0, 1)
+
+    @torch.no_grad()
+    def latents_from_actions(self, actions: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """Controller: actions ``(B, T, A)`` at steps ``(B, T, N, D)`` → latents ``(B, T, D_z)``."""
+        if self.controller is None:
+            raise ValueError("this pipeline has no controller; train one with train/controller.py")
+        with self._autocast():
+            return self.controller(actions, features).float()
+
+    @torch.no_grad()
+    def sample_latents(self, n: int, seed: int = 0) -> torch.Tensor:
+        """``n`` latents ``(n, D_z)`` drawn without a video (paper App. B)."""
+        if not self.lam.uses_latents:
+            raise ValueError(f"a {self.lam.cfg.kind!r} model has no latent actions to sample")
+        g = torch.Generator().manual_seed(seed)
+        return self.lam.regularizer.sample(n, generator=g)
+
+    def _features(self, video_or_features: VideoLike) -> torch.Tensor:
+        if (
+            isinstance(video_or_features, torch.Tensor)
+            and video_or_features.ndim == 4
+            and video_or_features.shape[-1] == self.encoder.cfg.dim
+        ):
+            return video_or_features.to(self.device)
+        return self.encode(video_or_features)
+
+    # ------------------------------------------------------------------ evaluations
+    @staticmethod
+    def _step_errors(pred: torch.Tensor, true: torch.Tensor) -> np.ndarray:
+        """Feature L1 per step: ``(B, S, N, D)`` × 2 → ``(S,)`` (mean over batch, tokens, width)."""
+        return (pred - true).abs().mean(dim=(0, 2, 3)).cpu().numpy()
+
+    def _decode_clip(self, features: torch.Tensor) -> Clip | None:
+        return None if self.decoder is None else self.to_clip(self.decode(features))
+
+    @torch.no_grad()
+    def transfer(
+        self,
+        source: VideoLike,
+        target: VideoLike,
+        context: int = 1,
+        steps: int | None = None,
+        progress: Progress | None = None,
+    ) -> TransferResult:
+        """Replay the latent actions of ``source`` on ``target``.
+
+        The target's first ``context`` steps are kept (their transitions use the target's own
+        latents); the next ``steps`` transitions use the source's latents from the same time on.
+
+        Args:
+            source, target: clips (any fps and size: resampled and cropped) or tensors.
+            context: real target steps to start from (≥ 1).
+            steps: predicted steps (default: as many as the source allows).
+            progress: ``progress(fraction, message)``.
+        """
+        report = progress or (lambda f, m: None)
+        report(0.0, "encoding")
+        s_src, s_tgt = self._features(source), self._features(target)
+        if context < 1 or context >= s_src.shape[1]:
+            raise ValueError(
+                f"context must be between 1 and {s_src.shape[1] - 1} steps, got {context}"
+            )
+        horizon = s_src.shape[1] - context
+        horizon = min(horizon if steps is None else steps, horizon)
+        if horizon < 1:
+            raise ValueError("steps must be ≥ 1")
+        report(0.3, "inferring latent actions")
+        z_src, z_tgt = self.infer_latents(s_src), self.infer_latents(s_tgt)
+        c = context
+        total = c - 1 + horizon
+        cond = torch.cat([z_tgt[:, : c - 1], z_src[:, c - 1 : total]], dim=1)
+        report(0.5, "rolling out")
+        pred = self.rollout(s_tgt[:, :c], cond)
+        own_src = self.rollout(s_src[:, :c], z_src[:, :total])
+        tgt_steps = min(s_tgt.shape[1], c + horizon)
+        own_tgt = (
+            self.rollout(s_tgt[:, :c], z_tgt[:, :total], horizon)
+            if z_tgt.shape[1] >= total
+            else None
+        )
+        src_err = float(self._step_errors(own_src, s_src[:, c : c + horizon]).mean())
+        tgt_err = (
+            float("nan")
+            if own_tgt is None
+            else float(self._step_errors(own_tgt[:, : tgt_steps - c], s_tgt[:, c:tgt_steps]).mean())
+        )
+        shift = float("nan") if own_tgt is None else float(self._step_errors(pred, own_tgt).mean())
+        report(0.8, "decoding")
+        frames = (c + horizon) * self.tubelet
+        result = TransferResult(
+            source=self.to_clip(self.to_tensor(source)[:, :frames]),
+            target=self.to_clip(self.to_tensor(target)[:, :frames]),
+            transferred=self._decode_clip(torch.cat([s_tgt[:, :c], pred], dim=1)),
+            latents=z_src[0, c - 1 : total].cpu().numpy(),
+            source_error=src_err,
+            target_error=tgt_err,
+            transfer_shift=shift,
+            context=c,
+        )
+        report(1.0, "done")
+        return result
+
+    @torch.no_grad()
+    def cycle(
+        self,
+        source: VideoLike,
+        target: VideoLike,
+        context: int = 1,
+        progress: Progress | None = None,
+    ) -> CycleResult:
+        """Infer on A, roll out on B, re-infer on B's prediction, roll out on A (paper Table 2)."""
+        report = progress or (lambda f, m: None)
+        report(0.0, "encoding")
+        s_a, s_b = self._features(source), self._features(target)
+        c = context
+        horizon = min(s_a.shape[1], s_b.shape[1]) - c
+        if c < 1 or horizon < 1:
+            raise ValueError(f"need more than {c} steps in both clips for a cycle with context {c}")
+        z_a, z_b = self.infer_latents(s_a), self.infer_latents(s_b)
+        total = c - 1 + horizon
+        report(0.3, "A → B")
+        b_pred = self.rollout(s_b[:, :c], torch.cat([z_b[:, : c - 1], z_a[:, c - 1 : total]], 1))
+        b_seq = torch.cat([s_b[:, :c], b_pred], dim=1)
+        report(0.6, "B → A")
+        z_cycled = self.infer_latents(b_seq)
+        direct = self.rollout(s_a[:, :c], z_a[:, :total])
+        cycled = self.rollout(s_a[:, :c], torch.cat([z_a[:, : c - 1], z_cycled[:, c - 1 :]], 1))
+        truth = s_a[:, c : c + horizon]
+        e_direct, e_cycled = self._step_errors(direct, truth), self._step_errors(cycled, truth)
+        report(0.9, "decoding")
+        ctx = s_a[:, :c]
+        result = CycleResult(
+            direct=self._decode_clip(torch.cat([ctx, direct], 1)),
+            transferred=self._decode_clip(b_seq),
+            cycled=self._decode_clip(torch.cat([ctx, cycled], 1)),
+            direct_error=float(e_direct.mean()),
+            cycled_error=float(e_cycled.mean()),
+            ratio=float(e_cycled.mean() / max(e_direct.mean(), 1e-12)),
+            direct_errors=e_direct,
+            cycled_errors=e_cycled,
+        )
+        report(1.0, "done")
+        return result
+
+    @torch.no_grad()
+    def one_step_errors(
+        self, features: torch.Tensor, actions: torch.Tensor | None = None
+    ) -> np.ndarray:
+        """Teacher-forced one-step feature L1 per transition ``(T'-1,)`` with IDM latents (or
+        actions / nothing by the model's kind)."""
+        with self._autocast():
+            out = self.lam(features, actions)
+        return self._step_errors(out.predictions.float(), features[:, 1:])
+
+    @torch.no_grad()
+    def leakage(self, a: VideoLike, b: VideoLike, cut: int | None = None) -> LeakageResult:
+        """Replace A's frames from step ``cut`` on by B's (a scene cut) and compare the one-step
+        error at the cut with the error at the same position without it (paper Table 1).
+
+        Args:
+            a, b: two clips (at least as long as each other after resampling).
+            cut: first step taken from B (default: the middle step).
+        """
+        xa, xb = self.to_tensor(a), self.to_tensor(b)
+        t = min(xa.shape[1], xb.shape[1])
+        steps = t // self.tubelet
+        cut = steps // 2 if cut is None else cut
+        if not 1 <= cut < steps:
+            raise ValueError(f"cut must be between 1 and {steps - 1}, got {cut}")
+        f = cut * self.tubelet
+        stitched = torch.cat([xa[:, :f], xb[:, f:t]], dim=1)
+        errors = self.one_step_errors(self._features(xa[:, :t]))
+        errors_cut = self.one_step_errors(self._features(stitched))
+        ratio = float(errors_cut[cut - 1] / max(errors[cut - 1], 1e-12))
+        return LeakageResult(errors, errors_cut, cut, ratio, self.to_clip(stitched))

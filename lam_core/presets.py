@@ -1,0 +1,126 @@
+"""Size presets in one registry (like DiT's ``DiT_models``): ``tiny`` for tests, ``small`` for the
+embedded CPU default, ``paper`` for the paper's scale (V-JEPA 2-L features, ViT-L world model).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from lam_core.config import (
+    ControllerConfig,
+    DecoderConfig,
+    EncoderConfig,
+    LAMConfig,
+    RegularizerConfig,
+    TransformerConfig,
+)
+
+
+@dataclass
+class PipelineConfig:
+    """The configs of every component of one pipeline."""
+
+    encoder: EncoderConfig
+    lam: LAMConfig
+    decoder: DecoderConfig
+    controller: ControllerConfig
+
+
+def _make(
+    enc: EncoderConfig,
+    latent_dim: int,
+    idm: TransformerConfig,
+    wm: TransformerConfig,
+    dec: TransformerConfig,
+    token_merge: int,
+    ctrl_width: int,
+) -> PipelineConfig:
+    lam = LAMConfig(
+        feature_dim=enc.dim,
+        grid=enc.grid,
+        token_merge=token_merge,
+        regularizer=RegularizerConfig(latent_dim=latent_dim),
+        idm=idm,
+        world_model=wm,
+    )
+    decoder = DecoderConfig(
+        feature_dim=enc.dim,
+        image_size=enc.image_size,
+        patch_size=enc.patch_size,
+        tubelet=enc.tubelet,
+        width=dec.width,
+        depth=dec.depth,
+        heads=dec.heads,
+    )
+    controller = ControllerConfig(
+        latent_dim=latent_dim,
+        feature_dim=enc.dim,
+        grid=enc.grid,
+        width=ctrl_width,
+        heads=max(1, ctrl_width // 32),
+        hidden=2 * ctrl_width,
+    )
+    return PipelineConfig(enc, lam, decoder, controller)
+
+
+PRESETS: dict[str, PipelineConfig] = {
+    # Seconds on a CPU: unit tests and smoke runs.
+    "tiny": _make(
+        EncoderConfig(image_size=32, patch_size=8, dim=48, depth=1, heads=2),
+        latent_dim=16,
+        idm=TransformerConfig(48, 1, 2),
+        wm=TransformerConfig(48, 2, 2),
+        dec=TransformerConfig(48, 1, 2),
+        token_merge=1,
+        ctrl_width=48,
+    ),
+    # The embedded default: 64×64 frames, 8×8 tokens per step, world model over 4×4 merged tokens.
+    "small": _make(
+        EncoderConfig(image_size=64, patch_size=8, dim=96, depth=4, heads=4),
+        latent_dim=128,
+        idm=TransformerConfig(128, 2, 4),
+        wm=TransformerConfig(192, 4, 6),
+        dec=TransformerConfig(128, 4, 4),
+        token_merge=2,
+        ctrl_width=128,
+    ),
+    # The paper (§4, App. A): V-JEPA 2-L at 256 px, ViT-L world model and decoder, D_z = 128.
+    "paper": _make(
+        EncoderConfig(
+            kind="vjepa2",
+            image_size=256,
+            patch_size=16,
+            dim=1024,
+            depth=24,
+            heads=16,
+            hub_id="facebook/vjepa2-vitl-fpc64-256",
+        ),
+        latent_dim=128,
+        idm=TransformerConfig(1024, 4, 16),
+        wm=TransformerConfig(1024, 24, 16),
+        dec=TransformerConfig(1024, 24, 16),
+        token_merge=1,
+        ctrl_width=1024,
+    ),
+}
+
+
+def get_preset(
+    name: str, regularizer: str | None = None, kind: str | None = None
+) -> PipelineConfig:
+    """A fresh copy of preset ``name``, optionally with another regularizer or LAM kind.
+
+    Args:
+        name: ``tiny``, ``small`` or ``paper``.
+        regularizer: ``sparse``, ``noisy``, ``discrete`` or ``none``.
+        kind: ``latent``, ``deterministic`` or ``action``.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    cfg = copy.deepcopy(PRESETS[name])
+    if regularizer is not None:
+        cfg.lam.regularizer.kind = regularizer
+    if kind is not None:
+        cfg.lam.kind = kind
+    return cfg

@@ -1,0 +1,30 @@
+"""Tiny components with fixed seeds for tests (diffusers' get_dummy_components habit)."""
+
+from __future__ import annotations
+
+import torch
+
+from lam_core import LatentActionPipeline, get_preset
+from lam_core.checkpoint import build_component
+
+
+def tiny_pipeline(
+    regularizer: str = "sparse",
+    kind: str = "latent",
+    seed: int = 0,
+    randomize_zero_init: bool = True,
+) -> LatentActionPipeline:
+    """A tiny random pipeline. Zero-initialised AdaLN layers are randomised (unless told not to)
+    so that properties are tested on a model whose every path carries signal."""
+    torch.manual_seed(seed)
+    cfg = get_preset("tiny", regularizer=regularizer, kind=kind)
+    mods = {
+        name: build_component(name, getattr(cfg, name))
+        for name in ("encoder", "lam", "decoder", "controller")
+    }
+    if randomize_zero_init:
+        with torch.no_grad():
+            for n, p in mods["lam"].named_parameters():
+                if "modulation" in n or n.startswith("world_model.head"):
+                    p.normal_(0, 0.05)
+    return LatentActionPipeline(**mods)
