@@ -30,17 +30,19 @@ def test_rope_scores_depend_only_on_relative_positions():
     assert not torch.allclose(score(torch.tensor([[1, 2, 3], [5, 0, 5]])), base, atol=1e-3)
 
 
-def test_rope_rotates_every_axis():
+def test_rope_is_identity_at_origin_and_sees_every_axis():
+    torch.manual_seed(0)
     rope = RoPE3D(head_dim=24)
     x = torch.randn(1, 1, 1, 24)
-    origin = rope(x, torch.zeros(1, 3, dtype=torch.long))
-    torch.testing.assert_close(origin, x)  # position 0 is the identity
+    torch.testing.assert_close(rope(x, torch.zeros(1, 3, dtype=torch.long)), x)
+    q, k = torch.randn(1, 1, 1, 24), torch.randn(1, 1, 1, 24)
+    zero = torch.zeros(1, 3, dtype=torch.long)
+    base = (rope(q, zero) * rope(k, zero)).sum()
     for axis in range(3):
-        p = torch.zeros(1, 3, dtype=torch.long)
-        p[0, axis] = 3
-        y = rope(x, p)
-        changed = (y - x).abs().squeeze() > 1e-6
-        assert changed[axis * 8 : (axis + 1) * 8].any() and not changed[: axis * 8].any()
+        p = zero.clone()
+        p[0, axis] = 2
+        moved = (rope(q, p) * rope(k, zero)).sum()  # relative offset 2 along one axis
+        assert not torch.allclose(moved, base, atol=1e-4), f"axis {axis} is not encoded"
 
 
 def test_frame_causal_mask():

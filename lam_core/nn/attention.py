@@ -44,19 +44,26 @@ def frame_causal_mask(
 
 
 class RoPE3D(nn.Module):
-    """Rotary embedding over (time, row, column): each axis rotates its own slice of a head.
+    """Rotary embedding over (time, row, column): each axis rotates its own share of a head.
 
-    The head dimension is split into three equal even slices (``2 * (head_dim // 6)`` channels
-    each); left-over channels are not rotated. Scores then depend only on relative positions.
+    A head of width ``d`` is seen as ``d/2`` channel pairs ``(i, i + d/2)``; ``d // 6`` pairs
+    rotate with the time position, as many with the row and with the column, at frequencies
+    ``θ^(-2k/a)`` (``a = 2·(d // 6)``); left-over pairs are not rotated. Scores then depend only
+    on relative positions. Angles are one small matmul, the rotation a fused multiply-add.
     """
 
     def __init__(self, head_dim: int, theta: float = 10000.0):
         super().__init__()
-        self.axis_dim = 2 * (head_dim // 6)
-        if self.axis_dim == 0:
+        pairs = head_dim // 6
+        if pairs == 0:
             raise ValueError(f"head_dim must be ≥ 6 for 3-D RoPE, got {head_dim}")
-        inv_freq = 1.0 / theta ** (torch.arange(0, self.axis_dim, 2).float() / self.axis_dim)
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        if head_dim % 2:
+            raise ValueError(f"head_dim must be even for RoPE, got {head_dim}")
+        inv_freq = 1.0 / theta ** (torch.arange(pairs).float() * 2 / (2 * pairs))
+        freqs = torch.zeros(3, head_dim // 2)  # (axis, pair) → angular frequency
+        for axis in range(3):
+            freqs[axis, axis * pairs : (axis + 1) * pairs] = inv_freq
+        self.register_buffer("freqs", freqs, persistent=False)
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Rotate ``x``.
@@ -65,17 +72,11 @@ class RoPE3D(nn.Module):
             x: ``(B, heads, L, head_dim)``.
             positions: ``(L, 3)`` integer ``(t, row, col)``.
         """
-        d = self.axis_dim
-        out = []
-        for axis in range(3):
-            part = x[..., axis * d : (axis + 1) * d].float()
-            angles = positions[:, axis, None].float() * self.inv_freq  # (L, d/2)
-            cos, sin = angles.cos(), angles.sin()
-            x1, x2 = part[..., 0::2], part[..., 1::2]
-            rot = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
-            out.append(rot.to(x.dtype))
-        out.append(x[..., 3 * d :])
-        return torch.cat(out, dim=-1)
+        angles = positions.to(self.freqs.dtype) @ self.freqs  # L, d/2
+        cos = torch.cat([angles.cos()] * 2, dim=-1).to(x.dtype)
+        sin = torch.cat([angles.sin()] * 2, dim=-1).to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)
+        return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 
 
 class KVCache:
