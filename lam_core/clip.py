@@ -1,7 +1,7 @@
 """The unit of video that flows through lam-studio: a clip of uint8 frames with its frame rate.
 
-Everything that reads video (files, MiniWild, the action worlds) produces a :class:`Clip`; the
-pipeline turns clips into model tensors with :func:`clip_to_tensor`.
+Everything that reads video (files, MiniWild, the action worlds) produces a :class:`Clip`;
+:func:`frames_to_tensor` turns its frames into the ``(T, 3, H, W)`` float tensors models take.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 
 @dataclass
@@ -49,3 +50,8 @@ class Clip:
     @property
     def duration(self) -> float:
         return self.num_frames / self.fps
+
+
+def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """``(T, H, W, 3)`` uint8 frames to a ``(T, 3, H, W)`` float32 tensor in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255)

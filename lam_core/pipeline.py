@@ -30,7 +30,7 @@ from huggingface_hub import ModelHubMixin, snapshot_download
 from torch import nn
 
 from lam_core.checkpoint import CONFIG_NAME, CheckpointError, load_component, save_component
-from lam_core.clip import Clip
+from lam_core.clip import Clip, frames_to_tensor
 
 PIPELINE_FORMAT = "lam-studio-pipeline"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -236,21 +236,26 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
 
     # ------------------------------------------------------------------ tensors in and out
     def to_tensor(self, video: VideoLike, max_frames: int | None = None) -> torch.Tensor:
-        """A clip (resampled to the model's fps, resized, centre-cropped) or a uint8 array
-        ``(T, H, W, 3)`` or a float tensor ``(B, T, 3, H, W)`` in [0, 1] → ``(B, T, 3, S, S)``,
-        ``T`` cut to a multiple of the tubelet."""
+        """A clip, a uint8 array ``(T, H, W, 3)`` or a float tensor ``(B, T, 3, H, W)`` in [0, 1]
+        → ``(B, T, 3, S, S)``, ``T`` cut to a multiple of the tubelet.
+
+        Clips are resized and centre-cropped; they are resampled to the model's fps unless they
+        carry actions (action-labeled clips hold one real frame per model step, each repeated
+        ``tubelet`` times, paper App. A).
+        """
         if isinstance(video, torch.Tensor):
             x = video if video.ndim == 5 else video[None]
         else:
             from lam_core.video import frame_indices, resize_center_crop
 
-            if isinstance(video, Clip):
+            if isinstance(video, Clip) and video.actions is None:
                 idx = frame_indices(video.num_frames, video.fps, self.fps, 0.0, None)
                 frames = video.frames[idx]
+            elif isinstance(video, Clip):  # action-labeled: one real frame per step (App. A)
+                frames = video.frames
             else:
                 frames = Clip(np.asarray(video), fps=self.fps).frames
-            frames = resize_center_crop(frames, self.image_size)
-            x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255.0)[None]
+            x = frames_to_tensor(resize_center_crop(frames, self.image_size))[None]
         if max_frames is not None:
             x = x[:, :max_frames]
         t = x.shape[1] - x.shape[1] % self.tubelet

@@ -1,0 +1,70 @@
+"""Data for lam-studio (DESIGN.md §4): MiniWild (procedural in-the-wild video), the action-labeled
+reach and drive worlds, Push-T recordings (optional gym-pusht, imported on first use) and folders
+of real video files. Everything produces :class:`~lam_core.clip.Clip` objects; the datasets give
+``(T, 3, H, W)`` float tensors in [0, 1].
+"""
+
+from __future__ import annotations
+
+from lam_core.data.folders import VIDEO_EXTENSIONS, VideoFolderDataset, file_split
+from lam_core.data.miniwild import (
+    EMBODIMENTS,
+    PHOTOS,
+    MiniWildConfig,
+    MiniWildDataset,
+    benchmark,
+    generate_clip,
+    load_photos,
+    procedural_texture,
+    split_seeds,
+)
+from lam_core.data.worlds import (
+    EFFECTOR_COLOR,
+    WORLD_FPS,
+    ActionWorldDataset,
+    DriveWorld,
+    ReachWorld,
+    drive_episode,
+    make_drive_clip,
+    make_reach_clip,
+    reach_episode,
+    rollout_clip,
+)
+
+_PUSHT = ("PUSHT_FPS", "denormalize_action", "normalize_action", "record_pusht_clip")
+
+__all__ = [
+    "EFFECTOR_COLOR",
+    "EMBODIMENTS",
+    "PHOTOS",
+    "VIDEO_EXTENSIONS",
+    "WORLD_FPS",
+    "ActionWorldDataset",
+    "DriveWorld",
+    "MiniWildConfig",
+    "MiniWildDataset",
+    "ReachWorld",
+    "VideoFolderDataset",
+    "benchmark",
+    "drive_episode",
+    "file_split",
+    "generate_clip",
+    "load_photos",
+    "make_drive_clip",
+    "make_reach_clip",
+    "procedural_texture",
+    "reach_episode",
+    "rollout_clip",
+    "split_seeds",
+    *_PUSHT,
+]
+
+
+def __getattr__(name: str):
+    """Push-T names come from :mod:`lam_core.data.pusht` on first use (gym-pusht stays optional;
+    the module itself imports it only when an episode is recorded)."""
+    if name in _PUSHT:
+        from lam_core.data import pusht
+
+        return getattr(pusht, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

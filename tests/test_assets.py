@@ -1,0 +1,35 @@
+"""The shipped assets match their manifest (a silently changed checkpoint or clip is caught)."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+MANIFEST = ASSETS / "manifest.json"
+BUDGET_BYTES = 40_000_000
+
+
+def _manifest() -> dict:
+    if not MANIFEST.is_file():
+        pytest.fail(f"{MANIFEST} is missing: run python train/recipes/manifest.py")
+    return json.loads(MANIFEST.read_text())
+
+
+def test_every_file_matches_its_hash_and_size():
+    for entry in _manifest()["files"]:
+        path = ASSETS / entry["file"]
+        assert path.is_file(), f"{entry['file']} is in the manifest but missing"
+        data = path.read_bytes()
+        assert len(data) == entry["size"], f"{entry['file']}: size changed"
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"], f"{entry['file']}: changed"
+        assert entry["command"], f"{entry['file']}: no command recorded"
+
+
+def test_no_unlisted_files_and_within_budget():
+    listed = {e["file"] for e in _manifest()["files"]}
+    present = {str(p.relative_to(ASSETS)) for p in ASSETS.rglob("*")
+               if p.is_file() and p != MANIFEST}
+    assert present == listed, f"not in the manifest: {sorted(present - listed)}"
+    assert sum(e["size"] for e in _manifest()["files"]) <= BUDGET_BYTES
