@@ -73,9 +73,9 @@ class CycleResult:
     ``ratio = cycled / direct``.
     """
 
-    direct: Clip
-    transferred: Clip
-    cycled: Clip
+    direct: Clip | None
+    transferred: Clip | None
+    cycled: Clip | None
     direct_error: float
     cycled_error: float
     ratio: float
@@ -310,6 +310,40 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
             return self.controller(actions, features).float()
 
     @torch.no_grad()
+    def rollout_with_actions(
+        self, context: torch.Tensor, actions: torch.Tensor, use_cache: bool = True
+    ) -> torch.Tensor:
+        """Roll out driven by real actions (paper App. A, eq. 2).
+
+        A latent model asks its controller for ``z_i = c(a_i, ŝ_i)`` from the step each action
+        starts from (predicted ones included); an ``"action"`` model takes the actions as they are.
+
+        Args:
+            context: ``(B, C, N, D)`` real steps; the context's own transitions take IDM latents.
+            actions: ``(B, H, A)``, one per predicted step.
+
+        Returns:
+            ``(B, H, N, D)``.
+        """
+        c, horizon = context.shape[1], actions.shape[1]
+        actions = actions.to(self.device, torch.float32)
+        kind = self.lam.cfg.kind
+        with self._autocast():
+            if kind == "action":
+                if c != 1:
+                    raise ValueError(f"an action-conditioned rollout starts from one step, got {c}")
+                return self.lam.rollout(context, actions, use_cache=use_cache).float()
+            if kind != "latent" or self.controller is None:
+                raise ValueError(f"a {kind!r} model without a controller cannot take actions; "
+                                 "train one with train/controller.py")
+            z_ctx = self.lam.infer_latents(context) if c > 1 else None
+            out = self.lam.rollout(
+                context, z_ctx, horizon, use_cache,
+                next_cond=lambda i, s: self.controller(actions[:, i : i + 1], s),
+            )
+        return out.float()
+
+    @torch.no_grad()
     def sample_latents(self, n: int, seed: int = 0) -> torch.Tensor:
         """``n`` latents ``(n, D_z)`` drawn without a video (paper App. B)."""
         if not self.lam.uses_latents:
@@ -409,8 +443,16 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
         target: VideoLike,
         context: int = 1,
         progress: Progress | None = None,
+        decode: bool = True,
     ) -> CycleResult:
-        """Infer on A, roll out on B, re-infer on B's prediction, roll out on A (paper Table 2)."""
+        """Infer on A, roll out on B, re-infer on B's prediction, roll out on A (paper Table 2).
+
+        Args:
+            source, target: A and B.
+            context: real steps each rollout starts from.
+            progress: ``progress(fraction, message)``.
+            decode: decode the three videos (False: only the errors; the clips are None).
+        """
         report = progress or (lambda f, m: None)
         report(0.0, "encoding")
         s_a, s_b = self._features(source), self._features(target)
@@ -431,10 +473,11 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
         e_direct, e_cycled = self._step_errors(direct, truth), self._step_errors(cycled, truth)
         report(0.9, "decoding")
         ctx = s_a[:, :c]
+        clip = self._decode_clip if decode else (lambda f: None)
         result = CycleResult(
-            direct=self._decode_clip(torch.cat([ctx, direct], 1)),
-            transferred=self._decode_clip(b_seq),
-            cycled=self._decode_clip(torch.cat([ctx, cycled], 1)),
+            direct=clip(torch.cat([ctx, direct], 1)),
+            transferred=clip(b_seq),
+            cycled=clip(torch.cat([ctx, cycled], 1)),
             direct_error=float(e_direct.mean()),
             cycled_error=float(e_cycled.mean()),
             ratio=float(e_cycled.mean() / max(e_direct.mean(), 1e-12)),

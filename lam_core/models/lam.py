@@ -118,6 +118,7 @@ class LatentActionModel(nn.Module):
         cond: torch.Tensor | None = None,
         horizon: int | None = None,
         use_cache: bool = True,
+        next_cond=None,
     ) -> torch.Tensor:
         """See :meth:`WorldModel.rollout`; ``cond`` are latents, actions or None by kind."""
-        return self.world_model.rollout(context, cond, horizon, use_cache)
+        return self.world_model.rollout(context, cond, horizon, use_cache, next_cond)

@@ -8,6 +8,8 @@ rollouts are autoregressive with a key/value cache (:meth:`rollout`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -139,6 +141,7 @@ class WorldModel(nn.Module):
         cond: torch.Tensor | None,
         horizon: int | None = None,
         use_cache: bool = True,
+        next_cond: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Autoregressive rollout from context steps.
 
@@ -149,35 +152,54 @@ class WorldModel(nn.Module):
             horizon: H (default: from ``cond``).
             use_cache: keep keys/values of processed steps (fast); False recomputes the prefix at
                 every step (the reference the cache is tested against).
+            next_cond: conditions decided during the rollout (a controller, paper App. A eq. 2):
+                ``next_cond(i, s) -> (B, 1, C_dim)`` is the condition of predicted step ``i``
+                given the step ``s`` ``(B, 1, N, D)`` it starts from. Then ``cond`` holds only
+                the context's ``C - 1`` transitions (None when ``C = 1``) and ``horizon`` is
+                required.
 
         Returns:
             ``(B, H, N, D)`` predicted steps ŝ_C … ŝ_C+H-1.
         """
         c = context.shape[1]
-        if horizon is None:
+        known = 0 if cond is None else cond.shape[1]
+        if next_cond is not None:
+            if horizon is None or known != c - 1:
+                raise ValueError(
+                    f"with next_cond, give horizon and the {c - 1} context conditions "
+                    f"(got horizon={horizon}, {known} conditions)"
+                )
+        elif horizon is None:
             if cond is None:
                 raise ValueError("horizon is required when there are no conditions")
-            horizon = cond.shape[1] - (c - 1)
-        if horizon < 1 or (cond is not None and cond.shape[1] < c - 1 + horizon):
-            got = None if cond is None else cond.shape[1]
+            horizon = known - (c - 1)
+        if horizon < 1 or (next_cond is None and cond is not None and known < c - 1 + horizon):
             raise ValueError(
                 f"need {c - 1 + horizon} conditions for {c} context steps + "
-                f"{horizon} predictions, got {got}"
+                f"{horizon} predictions, got {known}"
             )
-        cond_at = (lambda a, z: None) if cond is None else (lambda a, z: cond[:, a:z])
+        conds = [] if cond is None else list(cond.split(1, dim=1))
+
+        def conditions(first: int, last: int, current: torch.Tensor) -> torch.Tensor | None:
+            """Conditions of transitions ``first … last``; asks ``next_cond`` for new ones."""
+            if next_cond is not None and len(conds) <= last:
+                conds.append(next_cond(last - (c - 1), current))
+            return torch.cat(conds[first : last + 1], dim=1) if conds else None
+
         preds: list[torch.Tensor] = []
         if use_cache:
             cache = KVCache()
-            nxt = self._run(context, cond_at(0, c), 0, cache)[:, -1:]
+            nxt = self._run(context, conditions(0, c - 1, context[:, -1:]), 0, cache)[:, -1:]
             preds.append(nxt)
             for i in range(1, horizon):
                 t = c - 1 + i
-                nxt = self._run(nxt, cond_at(t, t + 1), t, cache)
+                nxt = self._run(nxt, conditions(t, t, nxt), t, cache)
                 preds.append(nxt)
         else:
             seq = context
             for i in range(horizon):
-                nxt = self._run(seq, cond_at(0, c + i), 0, None)[:, -1:]
+                t = c - 1 + i
+                nxt = self._run(seq, conditions(0, t, seq[:, -1:]), 0, None)[:, -1:]
                 preds.append(nxt)
                 seq = torch.cat([seq, nxt], dim=1)
         return torch.cat(preds, dim=1)
