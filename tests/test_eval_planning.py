@@ -8,7 +8,6 @@ from lam_core.eval.planning import (
     ActionConditionedPlanningModel,
     LatentPlanningModel,
     RepeatedAction,
-    controlled_rollout,
     drive_protocol,
     episode_features,
     make_episode,
@@ -26,22 +25,6 @@ SMALL = CEMConfig(samples=12, elites=3, iterations=2, horizon=3)
 @pytest.fixture(scope="module")
 def latent():
     return tiny_pipeline()
-
-
-def test_controlled_rollout_with_the_cache_matches_the_uncached_reference(latent):
-    """The controller sees each predicted step: rebuild that step by step with full rollouts."""
-    g = torch.Generator().manual_seed(0)
-    context = torch.randn(2, 2, 16, 48, generator=g)
-    actions = torch.rand(2, 3, 2, generator=g) * 2 - 1
-    fast = controlled_rollout(latent, context, actions)
-    z_ctx = latent.infer_latents(context)
-    seq, zs = context, [z_ctx]
-    for i in range(3):
-        zs.append(latent.latents_from_actions(actions[:, i : i + 1], seq[:, -1:]))
-        nxt = latent.lam.rollout(context, torch.cat(zs, 1), use_cache=False)[:, -1:]
-        seq = torch.cat([seq, nxt], 1)
-    assert fast.shape == (2, 3, 16, 48)
-    torch.testing.assert_close(fast, seq[:, 2:], atol=1e-4, rtol=1e-4)
 
 
 def test_adapters_score_batches_of_candidates(latent):
@@ -62,7 +45,7 @@ def test_adapters_score_batches_of_candidates(latent):
     assert ActionConditionedPlanningModel(ac, start, goal).cost(actions).shape == (5,)
     # an action world model is driven by the actions themselves
     torch.testing.assert_close(
-        controlled_rollout(ac, start.expand(5, -1, -1, -1), actions),
+        ac.rollout_with_actions(start.expand(5, -1, -1, -1), actions),
         ac.rollout(start.expand(5, -1, -1, -1), actions),
     )
     assert time_plan(ac, SMALL) > 0

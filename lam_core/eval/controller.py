@@ -18,7 +18,6 @@ import torch
 from lam_core.data.miniwild import split_seeds
 from lam_core.eval.common import Progress, batched, clips_to_tensor, no_progress, ratio
 from lam_core.eval.metrics import feature_l1, mean_or_none, rollout_pixel_metrics
-from lam_core.eval.planning import controlled_rollout
 from lam_core.pipeline import LatentActionPipeline
 
 
@@ -99,7 +98,7 @@ def controller_eval(
         s = pipeline.encode(x)
         h = s.shape[1] - 1
         pred_idm = pipeline.rollout(s[:, :1], pipeline.infer_latents(s))
-        pred_ctrl = controlled_rollout(pipeline, s[:, :1], actions[sl, :h])
+        pred_ctrl = pipeline.rollout_with_actions(s[:, :1], actions[sl, :h])
         idm.append(feature_l1(pred_idm, s[:, 1:]))
         ctrl.append(feature_l1(pred_ctrl, s[:, 1:]))
         for key, pred in (("idm", pred_idm), ("ctrl", pred_ctrl)):

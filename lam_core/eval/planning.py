@@ -38,15 +38,6 @@ DRIVE_HORIZON = 8
 
 
 # ---------------------------------------------------------------------------------------- rollouts
-def controlled_rollout(
-    pipeline: LatentActionPipeline, context: torch.Tensor, actions: torch.Tensor
-) -> torch.Tensor:
-    """Roll the world model out from ``context`` driven by real actions (paper eq. 2); see
-    :meth:`LatentActionPipeline.rollout_with_actions`. ``(B, C, N, D)``, ``(B, H, A)`` →
-    ``(B, H, N, D)``."""
-    return pipeline.rollout_with_actions(context, actions)
-
-
 def goal_distance(pred: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
     """Eq. 1: ``‖s_g − ŝ‖₂`` over all tokens and channels: ``(B, N, D)``, ``(N, D)`` → ``(B,)``."""
     return (pred.float() - goal.float()).flatten(1).norm(dim=1)
@@ -80,9 +71,9 @@ class LatentPlanningModel:
             raise ValueError("latent planning needs a latent action model with a controller")
 
     def predict(self, actions: torch.Tensor) -> torch.Tensor:
-        """``(B, H, A)`` → ``(B, H, N, D)`` (:func:`controlled_rollout` from the start)."""
+        """``(B, H, A)`` → ``(B, H, N, D)`` (:meth:`LatentActionPipeline.rollout_with_actions`)."""
         start = self.start.expand(len(actions), -1, -1, -1)
-        return controlled_rollout(self.pipeline, start, actions)
+        return self.pipeline.rollout_with_actions(start, actions)
 
     @torch.no_grad()
     def cost(self, actions: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,141 @@
+"""The studio's Gradio Blocks (DESIGN.md §7) and its command line (DESIGN.md §8).
+
+``python app.py [--checkpoint DIR_OR_HUB_ID] [--host 127.0.0.1] [--port 7860] [--share]``.
+Tabs: Transfer (with Cycle), Leakage, Latent space, Control, Training. Public API endpoints:
+``transfer`` and ``cycle`` (two videos in → video + numbers out, see :mod:`studio.handlers`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
+
+import gradio as gr
+
+from studio import latent, tabs
+from studio.media import MAX_FRAMES, MAX_SECONDS
+from studio.models import PIPELINES, checkpoint_choices, describe
+
+MAX_FILE_SIZE = "200mb"
+CONCURRENCY = 2
+DELETE_CACHE = (1800, 3600)  # every 30 min, files older than an hour
+THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="amber", neutral_hue="slate")
+CSS = """
+.gradio-container {max-width: 1280px !important; margin: auto;}
+#header h1 {margin-bottom: 0.2em;}
+#header p {color: var(--body-text-color-subdued); margin-top: 0;}
+.arrows button {min-width: 56px; font-size: 1.3em;}
+.small-note {font-size: 0.9em; color: var(--body-text-color-subdued);}
+"""
+HEADER = f"""
+# lam-studio
+Latent action world models, learned from unlabeled video ("Learning Latent Action World Models In
+The Wild", Garrido et al.). An inverse dynamics model infers a **latent action** between two
+frames; a world model predicts the next frame from it. Transfer the actions of one video onto
+another, measure future leakage and cycle consistency, compare inferred with sampled latents,
+drive a world model with real actions through a controller, and follow training runs. Uploads are
+read at the model's frame rate and capped at {MAX_SECONDS:g} s / {MAX_FRAMES} frames.
+"""
+
+
+NO_CHECKPOINT = (
+    "⚠ no checkpoint in `assets/checkpoints/` yet: type a pipeline folder or hub id, or start "
+    "the studio with `python app.py --checkpoint DIR_OR_HUB_ID`"
+)
+
+
+def checkpoint_info(name: str | None) -> str:
+    """A line about the chosen checkpoint, or what is wrong with it."""
+    if not name:
+        return NO_CHECKPOINT
+    try:
+        return describe(PIPELINES.get(name), str(name))
+    except Exception as e:  # shown in the header, never raised
+        return f"⚠ {e}"
+
+
+def build_app(checkpoint: str | None = None) -> gr.Blocks:
+    """The studio's Blocks; ``checkpoint`` (a folder or hub id) is listed first and chosen."""
+    choices = checkpoint_choices(checkpoint)
+    default = choices[0] if choices else None
+    with gr.Blocks(title="lam-studio", delete_cache=DELETE_CACHE) as demo:
+        with gr.Row(equal_height=True):
+            gr.Markdown(HEADER, elem_id="header")
+        with gr.Row():
+            chosen = gr.Dropdown(
+                choices,
+                value=default,
+                allow_custom_value=True,
+                scale=2,
+                label="checkpoint (a shipped one, or type a folder / hub id)",
+                elem_id="checkpoint",
+            )
+            info = gr.Markdown(NO_CHECKPOINT, elem_classes="small-note")
+        for event in (chosen.change, demo.load):  # opening a checkpoint waits for the page
+            event(checkpoint_info, chosen, info, api_visibility="private")
+        with gr.Tabs():
+            with gr.Tab("Transfer", id="transfer"):
+                tabs.transfer_tab(chosen)
+            with gr.Tab("Leakage", id="leakage"):
+                tabs.leakage_tab(chosen)
+            with gr.Tab("Latent space", id="latent"):
+                tabs.latent_tab(chosen, choices)
+            with gr.Tab("Control", id="control"):
+                tabs.control_tab(demo, chosen)
+            with gr.Tab("Training", id="training"):
+                tabs.training_tab(demo)
+    return demo
+
+
+def launch(
+    demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False, **kwargs
+):
+    """Queue (bounded concurrency) and serve ``demo``; returns ``(app, local_url, share_url)``."""
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=MAX_FILE_SIZE,
+        theme=THEME,
+        css=CSS,
+        js=tabs.CLICK_BRIDGE,
+        footer_links=["api", "settings"],
+        **kwargs,
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="lam-studio: the web app (DESIGN.md §7)")
+    parser.add_argument(
+        "--checkpoint",
+        help="pipeline folder or hub id (default: the shipped checkpoints in assets/checkpoints/)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface (default: loopback only)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument(
+        "--share",
+        action="store_true",
+        help="a public Gradio link (needs the internet; off by default)",
+    )
+    parser.add_argument(
+        "--no-umap-warmup",
+        action="store_true",
+        help="skip compiling UMAP in the background at start-up",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python app.py``: warm UMAP in the background, build the Blocks, serve."""
+    args = parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("* lam-studio: %(message)s"))
+    logging.getLogger("studio").addHandler(handler)
+    logging.getLogger("studio").setLevel(logging.INFO)
+    if not args.no_umap_warmup:
+        latent.warm_umap_in_background()
+    launch(build_app(args.checkpoint), args.host, args.port, args.share)

@@ -1,0 +1,328 @@
+"""Handlers of the Transfer (with its Cycle section) and Leakage tabs: plain functions.
+
+Each takes file paths and numbers, calls :class:`lam_core.LatentActionPipeline` (``transfer``,
+``cycle``, ``leakage``), and returns a video path plus a JSON-able dict of numbers: what the
+Gradio API endpoints ``transfer`` and ``cycle`` return. The figures and tables shown beside them
+are rebuilt from that dict by the ``*_details`` functions. Bad input raises ``gr.Error`` with a
+message that names the input and what is wrong (:func:`user_errors`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+
+from lam_core import CheckpointError, Clip, LatentActionPipeline
+from lam_core.eval.common import VIDEO_SUFFIXES, heldout_clips
+from lam_core.pipeline import REPO_ROOT
+from lam_core.video import VideoDecodeError
+from studio import plots
+from studio.media import Panel, read_upload, save_video, side_by_side
+from studio.models import PIPELINES, CheckpointMissing
+
+log = logging.getLogger(__name__)
+Progress = Callable[..., Any]
+EXAMPLES_DIR = REPO_ROOT / "assets" / "clips"
+PROGRESS = gr.Progress()  # Gradio fills it in for a parameter whose default is a gr.Progress
+
+TRANSFER_ROWS = (
+    ("source_error", "source error", "feature L1 of the source rolled out with its own latents"),
+    ("target_error", "target error", "feature L1 of the target rolled out with its own latents"),
+    ("transfer_shift", "transfer shift",
+     "feature L1 between the target driven by the source's actions and by its own"),
+)  # fmt: skip
+CYCLE_ROWS = (
+    ("direct_error", "direct error", "A rolled out with its own latents vs A (feature L1)"),
+    ("cycled_error", "cycled error", "A rolled out with latents re-inferred from B' vs A"),
+    ("ratio", "ratio", "cycled / direct (paper Table 2: ×1.03–×1.34)"),
+)
+
+
+# ---------------------------------------------------------------------------------- plumbing
+def bad_input(message: str, title: str = "bad input") -> gr.Error:
+    """A ``gr.Error`` for a user mistake: shown in the UI and to API clients, no traceback."""
+    return gr.Error(message, title=title, print_exception=False)
+
+
+@contextlib.contextmanager
+def user_errors(action: str) -> Iterator[None]:
+    """Turn what can go wrong with user input into ``gr.Error`` with a readable message."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except (VideoDecodeError, CheckpointError, CheckpointMissing) as e:
+        raise bad_input(str(e), f"{action}: bad input") from None
+    except (ValueError, ImportError) as e:
+        raise bad_input(str(e), f"{action} failed") from None
+    except Exception as e:  # keep serving; the log has the traceback
+        log.exception("%s failed", action)
+        raise gr.Error(f"{type(e).__name__}: {e}", title=f"{action} failed unexpectedly") from None
+
+
+def as_callback(progress: Progress | None) -> Callable[[float, str], None]:
+    """The pipeline's ``progress(fraction, message)`` on top of a ``gr.Progress``."""
+    if progress is None:
+        return lambda fraction, message: None
+    return lambda fraction, message: progress(float(fraction), desc=message)
+
+
+def finite(x: float) -> float | None:
+    """JSON has no NaN: ``None`` for NaN/inf (browsers cannot parse NaN)."""
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def load_pair(
+    pipe: LatentActionPipeline, first: str | None, second: str | None, names: tuple[str, str]
+) -> tuple[Clip, Clip, list[str]]:
+    """Decode two uploads for ``pipe`` (capped); returns both clips and the cap notes."""
+    clips, notes = [], []
+    for path, name in zip((first, second), names):
+        if not path:
+            raise bad_input(
+                f"upload a {name} video first (or pick an example)", title="missing input"
+            )
+        upload = read_upload(path, pipe.fps, pipe.image_size, 2 * pipe.tubelet, name)
+        clips.append(upload.clip)
+        if upload.note:
+            notes.append(upload.note)
+            gr.Warning(upload.note)
+    return clips[0], clips[1], notes
+
+
+def _needs_decoder(pipe: LatentActionPipeline, checkpoint: str) -> None:
+    if pipe.decoder is None:
+        raise bad_input(f"{checkpoint} has no decoder, so its predictions cannot be shown as video")
+
+
+def model_frames(pipe: LatentActionPipeline, clip: Clip) -> np.ndarray:
+    """The frames the model sees of ``clip`` (resampled, cropped, cut to whole steps)."""
+    return pipe.to_clip(pipe.to_tensor(clip)).frames
+
+
+def _steps(clip: Clip, pipe: LatentActionPipeline) -> int:
+    return clip.num_frames // pipe.tubelet
+
+
+# ---------------------------------------------------------------------------------- transfer
+def transfer(
+    source: str | None,
+    target: str | None,
+    checkpoint: str | None,
+    context: float = 1,
+    steps: float = 0,
+    progress: Progress | None = PROGRESS,
+) -> tuple[str, dict]:
+    """Replay the source's latent actions on the target.
+
+    Args:
+        source, target: video files.
+        checkpoint: pipeline folder or hub id.
+        context: real target steps kept before the source's actions take over.
+        steps: predicted steps; 0 = as many as both clips allow.
+
+    Returns:
+        ``(video, numbers)``: an mp4 of source | target | target with the source's actions, and
+        ``{"source_error", "target_error", "transfer_shift", "context", "steps", "frames", "fps",
+        "latents", "checkpoint", "notes"}`` (errors ``None`` where not defined).
+    """
+    with user_errors("transfer"):
+        pipe = PIPELINES.get(checkpoint)
+        _needs_decoder(pipe, checkpoint)
+        src, tgt, notes = load_pair(pipe, source, target, ("source", "target"))
+        context = int(context)
+        both = min(_steps(src, pipe), _steps(tgt, pipe)) - context
+        steps = int(steps) if steps and int(steps) > 0 else max(both, 1)
+        result = pipe.transfer(
+            src, tgt, context=context, steps=steps, progress=as_callback(progress)
+        )
+        ctx_frames = result.context * pipe.tubelet
+        frames = side_by_side([
+            Panel("source", result.source.frames),
+            Panel("target", result.target.frames),
+            Panel("target + source's actions", result.transferred.frames, ctx_frames),
+        ])  # fmt: skip
+        video = save_video(frames, pipe.fps, "transfer")
+        if result.target.num_frames < result.transferred.num_frames:
+            notes.append(
+                "the target is shorter than the prediction: its last frame is held and "
+                "target error / transfer shift are undefined (null)"
+            )
+        numbers = {
+            "checkpoint": checkpoint,
+            **{key: finite(getattr(result, key)) for key, _, _ in TRANSFER_ROWS},
+            "context": result.context,
+            "steps": int(result.latents.shape[0]),
+            "frames": int(frames.shape[0]),
+            "fps": pipe.fps,
+            "latents": np.round(result.latents.astype(float), 5).tolist(),
+            "notes": notes,
+        }
+        return video, numbers
+
+
+def metrics_table(numbers: dict, rows: tuple[tuple[str, str, str], ...]) -> list[list[str]]:
+    """``[[metric, value, meaning], ...]`` for a ``gr.Dataframe``."""
+    table = []
+    for key, label, meaning in rows:
+        value = numbers.get(key)
+        shown = "—" if value is None else (f"×{value:.3f}" if key == "ratio" else f"{value:.4f}")
+        table.append([label, shown, meaning])
+    return table
+
+
+def transfer_details(numbers: dict | None) -> tuple[list[list[str]], go.Figure]:
+    """The table of errors and the latents figure of a :func:`transfer` result."""
+    if not numbers:
+        return [], plots.empty_figure("run a transfer to see the latent actions")
+    latents = np.asarray(numbers["latents"], dtype=np.float32)
+    first = int(numbers["context"]) - 1
+    return metrics_table(numbers, TRANSFER_ROWS), plots.latents_figure(latents, first)
+
+
+# ---------------------------------------------------------------------------------- cycle
+def cycle(
+    source: str | None,
+    target: str | None,
+    checkpoint: str | None,
+    context: float = 1,
+    progress: Progress | None = PROGRESS,
+) -> tuple[str, dict]:
+    """Cycle A → B → A (paper Table 2) on a pair of videos.
+
+    Returns:
+        ``(video, numbers)``: an mp4 of A | A direct | B with A's actions | A cycled, and
+        ``{"direct_error", "cycled_error", "ratio", "direct_errors", "cycled_errors", "context",
+        "frames", "fps", "checkpoint", "notes"}``.
+    """
+    with user_errors("cycle"):
+        pipe = PIPELINES.get(checkpoint)
+        _needs_decoder(pipe, checkpoint)
+        a, b, notes = load_pair(pipe, source, target, ("clip A (source)", "clip B (target)"))
+        context = int(context)
+        result = pipe.cycle(a, b, context=context, progress=as_callback(progress))
+        ctx_frames = context * pipe.tubelet
+        frames = side_by_side([
+            Panel("A (real)", model_frames(pipe, a)[: result.direct.num_frames]),
+            Panel("A direct", result.direct.frames, ctx_frames),
+            Panel("B with A's actions", result.transferred.frames, ctx_frames),
+            Panel("A cycled", result.cycled.frames, ctx_frames),
+        ])  # fmt: skip
+        video = save_video(frames, pipe.fps, "cycle")
+        numbers = {
+            "checkpoint": checkpoint,
+            **{key: finite(getattr(result, key)) for key, _, _ in CYCLE_ROWS},
+            "direct_errors": np.asarray(result.direct_errors, float).round(6).tolist(),
+            "cycled_errors": np.asarray(result.cycled_errors, float).round(6).tolist(),
+            "context": context,
+            "frames": int(frames.shape[0]),
+            "fps": pipe.fps,
+            "notes": notes,
+        }
+        return video, numbers
+
+
+def cycle_details(numbers: dict | None) -> tuple[list[list[str]], go.Figure]:
+    """The table and per-step error curves of a :func:`cycle` result."""
+    if not numbers:
+        return [], plots.empty_figure("run a cycle to see its per-step errors")
+    fig = plots.step_errors_figure(
+        {"direct": numbers["direct_errors"], "cycled": numbers["cycled_errors"]},
+        "cycle A → B → A: error of A's rollout per predicted step",
+        first_step=int(numbers["context"]),
+    )
+    return metrics_table(numbers, CYCLE_ROWS), fig
+
+
+# ---------------------------------------------------------------------------------- leakage
+def leakage(
+    clip_a: str | None,
+    clip_b: str | None,
+    checkpoint: str | None,
+    cut: float = 0,
+    progress: Progress | None = PROGRESS,
+) -> tuple[str, go.Figure, str, dict]:
+    """Future leakage (paper Table 1): A's end replaced by B's from step ``cut`` on.
+
+    Args:
+        clip_a, clip_b: video files.
+        checkpoint: pipeline folder or hub id.
+        cut: first step taken from B (0 = the middle).
+
+    Returns:
+        ``(video, figure, summary, numbers)``: the stitched clip, one-step errors with and
+        without the cut, a Markdown sentence with the ratio, and the numbers.
+    """
+    with user_errors("leakage"):
+        pipe = PIPELINES.get(checkpoint)
+        a, b, notes = load_pair(pipe, clip_a, clip_b, ("clip A", "clip B"))
+        report = as_callback(progress)
+        report(0.1, "encoding both clips and the stitched one")
+        result = pipe.leakage(a, b, cut=int(cut) if cut and int(cut) > 0 else None)
+        report(0.9, "drawing")
+        cut_frame = result.cut * pipe.tubelet
+        stitched = result.stitched.frames
+        frames = side_by_side([
+            Panel("A | B stitched", stitched),
+            Panel("A (no cut)", model_frames(pipe, a)[: len(stitched)]),
+        ])  # fmt: skip
+        marks = np.arange(len(frames)) >= cut_frame
+        frames[marks, :3] = (245, 170, 60)  # an orange line on top once B has taken over
+        video = save_video(frames, pipe.fps, "leakage")
+        fig = plots.step_errors_figure(
+            {"no cut (A)": result.errors, "with cut (A then B)": result.errors_cut},
+            "one-step error per transition (teacher forcing, IDM latents)",
+            first_step=1,
+            cut=result.cut,
+        )
+        numbers = {
+            "checkpoint": checkpoint,
+            "cut": result.cut,
+            "ratio": finite(result.ratio),
+            "errors": np.asarray(result.errors, float).round(6).tolist(),
+            "errors_cut": np.asarray(result.errors_cut, float).round(6).tolist(),
+            "notes": notes,
+        }
+        summary = (
+            f"### Error at the cut ×{result.ratio:.2f} the error without it\n"
+            f"Transition {result.cut} (step {result.cut - 1} → {result.cut}) is where B replaces "
+            f"A. A ratio well above 1 means the latent action cannot carry the whole next frame "
+            f"(little future leakage); the paper reports ×2.0–×2.5 (Table 1)."
+        )
+        return video, fig, summary, numbers
+
+
+# ---------------------------------------------------------------------------------- examples
+def example_pairs(folder: str | Path = EXAMPLES_DIR) -> list[tuple[str, str]]:
+    """Pairs of shipped example videos (``assets/clips/<kind>-<i>.mp4``): consecutive clips of the
+    same kind (``miniwild-0`` → ``miniwild-1``, ``reach-0`` → ``reach-1``, ...)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    kinds: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            kinds.setdefault(path.stem.rsplit("-", 1)[0], []).append(path)
+    return [
+        (str(clips[i]), str(clips[i + 1]))
+        for clips in kinds.values()
+        for i in range(0, len(clips) - 1, 2)
+    ]
+
+
+def miniwild_pair(seed: float = 0) -> tuple[str, str]:
+    """Two MiniWild validation clips (seeds ``seed`` and ``seed + 1``) written as mp4: examples
+    that need nothing shipped."""
+    with user_errors("MiniWild example"):
+        clips = heldout_clips(2, num_frames=16, seed_offset=int(seed))
+        return tuple(
+            save_video(c.frames, c.fps, f"miniwild-{int(seed) + i}") for i, c in enumerate(clips)
+        )  # type: ignore[return-value]

@@ -1,0 +1,244 @@
+"""Video in and out for the studio: capped uploads, captioned side-by-side frames, h264 outputs.
+
+Uploads are decoded with :func:`lam_core.video.read_video` (decord, PyAV fallback) at the model's
+frame rate and capped on the server (:data:`MAX_SECONDS`, :data:`MAX_FRAMES`). Results are drawn
+as panels (model frames upscaled ×:data:`UPSCALE` with nearest neighbour so that 64×64 frames are
+visible) with a caption bar per panel, and written as h264/yuv420p mp4 with
+:func:`lam_core.video.write_video` into one temporary folder per process that is pruned as it
+goes and removed at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import itertools
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from lam_core.clip import Clip
+from lam_core.video import VideoDecodeError, read_video, write_video
+
+MAX_SECONDS = 10.0  # of an upload, read at the model's fps
+MAX_FRAMES = 64  # frames of an upload, whatever the fps
+UPSCALE = 4  # nearest-neighbour zoom of 64×64 model frames
+PANEL = 64 * UPSCALE  # side of one panel of a side-by-side video, whatever the model's size
+OUTPUT_MAX_AGE = 3600.0  # seconds an output file is kept
+CAPTION_HEIGHT = 22
+BACKGROUND = (24, 26, 33)
+TEXT = (236, 238, 242)
+ACCENT = {"context": (90, 200, 120), "predicted": (245, 170, 60), "": TEXT}
+
+
+@dataclass
+class Upload:
+    """A decoded upload and what the caps did to it.
+
+    Attributes:
+        clip: frames at the model's fps (at most ``MAX_FRAMES``), centre-cropped to the model size.
+        note: a sentence for the user when the video was cut, else ``""``.
+    """
+
+    clip: Clip
+    note: str
+
+
+def read_upload(path: str | Path, fps: float, size: int, min_frames: int, name: str) -> Upload:
+    """Decode an uploaded video at the model's frame rate, capped to ≤ 10 s and ≤ 64 frames.
+
+    Args:
+        path: the uploaded file.
+        fps: the model's frame rate.
+        size: the model's frame side (frames are resized and centre-cropped to it).
+        min_frames: fewer frames than this raise (two model steps).
+        name: what the user calls this input ("source", "clip A", ...), for messages.
+
+    Raises:
+        lam_core.video.VideoDecodeError: unreadable, empty or too short (message names ``name``).
+    """
+    max_frames = min(MAX_FRAMES, int(MAX_SECONDS * fps))
+    try:
+        clip = read_video(path, fps=fps, max_frames=max_frames, size=size, min_frames=min_frames)
+    except VideoDecodeError as e:
+        raise VideoDecodeError(f"{name}: {_without_folder(str(e), path)}") from None
+    duration = clip.meta["source_frames"] / clip.meta["source_fps"]
+    note = ""
+    if clip.num_frames >= max_frames and duration > clip.num_frames / fps + 1 / fps:
+        note = (
+            f"{name}: used the first {clip.num_frames / fps:g} s ({clip.num_frames} frames at "
+            f"{fps:g} fps) of {duration:.1f} s; the studio caps uploads at {MAX_SECONDS:g} s / "
+            f"{MAX_FRAMES} frames"
+        )
+    return Upload(clip, note)
+
+
+def _without_folder(message: str, path: str | Path) -> str:
+    """Gradio's upload folders are long random paths: show the file name only."""
+    return message.replace(str(path), Path(path).name)
+
+
+# ---------------------------------------------------------------------------------- drawing
+@functools.cache
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: a fixed bitmap font
+        return ImageFont.load_default()
+
+
+def fit(frames: np.ndarray, side: int) -> np.ndarray:
+    """Resize ``(T, H, W, 3)`` frames to ``side`` × ``side`` with nearest neighbour (whole-pixel
+    blocks when ``side`` is a multiple of ``H``: 64 → 256 is ×4)."""
+    h, w = frames.shape[1:3]
+    if (h, w) == (side, side):
+        return frames
+    rows = np.arange(side) * h // side
+    cols = np.arange(side) * w // side
+    return frames[:, rows][:, :, cols]
+
+
+def caption_bar(width: int, title: str, tag: str = "", height: int = CAPTION_HEIGHT) -> np.ndarray:
+    """A ``(height, width, 3)`` bar with ``title`` on the left and, for a ``tag`` (``"context"``
+    green, ``"predicted"`` orange), the tag on the right (when it fits) and a line of its colour
+    along the bottom."""
+    image = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    font = _font(13)
+    draw.text((6, 3), title, fill=TEXT, font=font)
+    if tag:
+        color = ACCENT.get(tag, TEXT)
+        right = draw.textlength(tag, font=font)
+        if draw.textlength(title, font=font) + right + 18 <= width:
+            draw.text((width - right - 6, 3), tag, fill=color, font=font)
+        draw.rectangle((0, height - 3, width, height), fill=color)
+    return np.asarray(image)
+
+
+def _pad_time(frames: np.ndarray, length: int) -> np.ndarray:
+    """Repeat the last frame so that ``frames`` has ``length`` frames."""
+    if len(frames) >= length:
+        return frames[:length]
+    return np.concatenate([frames, np.repeat(frames[-1:], length - len(frames), axis=0)])
+
+
+@dataclass
+class Panel:
+    """One column of a side-by-side video.
+
+    Attributes:
+        title: caption drawn above the frames.
+        frames: ``(T, H, W, 3)`` uint8.
+        context_frames: the first frames are real context (tagged "context"), the rest
+            "predicted"; ``None`` tags nothing.
+    """
+
+    title: str
+    frames: np.ndarray
+    context_frames: int | None = None
+
+    def tag(self, t: int) -> str:
+        if self.context_frames is None:
+            return ""
+        return "context" if t < self.context_frames else "predicted"
+
+
+def side_by_side(panels: list[Panel], side: int | None = None, gap: int = 4) -> np.ndarray:
+    """Compose panels into one video: ``(T, CAPTION_HEIGHT + side, n·side + gaps, 3)`` uint8.
+
+    Shorter panels hold their last frame. Each frame carries its panel's caption and, for panels
+    with ``context_frames``, whether the frame is real context or a prediction.
+
+    Args:
+        panels: the columns, left to right.
+        side: panel side in pixels (default :data:`PANEL`: 64×64 model frames ×:data:`UPSCALE`,
+            nearest neighbour).
+    """
+    if not panels:
+        raise ValueError("side_by_side needs at least one panel")
+    side = side or PANEL
+    length = max(len(p.frames) for p in panels)
+    columns = []
+    for p in panels:
+        frames = fit(_pad_time(p.frames, length), side)
+        bars = {tag: caption_bar(side, p.title, tag) for tag in {p.tag(t) for t in range(length)}}
+        header = np.stack([bars[p.tag(t)] for t in range(length)])
+        columns.append(np.concatenate([header, frames], axis=1))
+    spacer = np.full((length, columns[0].shape[1], gap, 3), BACKGROUND, np.uint8)
+    joined = list(itertools.chain.from_iterable((c, spacer) for c in columns))[:-1]
+    return np.ascontiguousarray(np.concatenate(joined, axis=2))
+
+
+def filmstrip(
+    rows: list[tuple[str, np.ndarray]], max_columns: int = 8, side: int = 96, gap: int = 3
+) -> np.ndarray:
+    """An image of the last ``max_columns`` frames of each row (``(T, H, W, 3)``), one labelled row
+    per sequence; columns are separated by ``gap`` pixels."""
+    columns = min(max_columns, max(len(frames) for _, frames in rows))
+    width = columns * side + (columns - 1) * gap
+    out = []
+    for title, frames in rows:
+        frames = list(fit(frames[-columns:], side))
+        frames += [np.full((side, side, 3), BACKGROUND, np.uint8)] * (columns - len(frames))
+        spacer = np.full((side, gap, 3), BACKGROUND, np.uint8)
+        cells = list(itertools.chain.from_iterable((f, spacer) for f in frames))[:-1]
+        out += [caption_bar(width, title), np.concatenate(cells, axis=1)]
+    return np.ascontiguousarray(np.concatenate(out, axis=0))
+
+
+# ---------------------------------------------------------------------------------- outputs
+class OutputDir:
+    """One temporary folder per process for the studio's output files.
+
+    Files older than ``max_age`` seconds are removed whenever a new one is made; the folder is
+    removed at interpreter exit. (Gradio copies returned files into its own cache, which the
+    Blocks' ``delete_cache`` cleans.)
+    """
+
+    def __init__(self, max_age: float = OUTPUT_MAX_AGE) -> None:
+        self.max_age = max_age
+        self._root: Path | None = None
+        self._lock = threading.Lock()
+        self._count = itertools.count()
+
+    @property
+    def root(self) -> Path:
+        with self._lock:
+            if self._root is None or not self._root.is_dir():
+                self._root = Path(tempfile.mkdtemp(prefix="lam-studio-"))
+                atexit.register(shutil.rmtree, self._root, ignore_errors=True)
+            return self._root
+
+    def new_path(self, stem: str, suffix: str = ".mp4") -> Path:
+        """A fresh file name ``<stem>-<n><suffix>`` in the folder (after pruning old files)."""
+        root = self.root
+        self.prune()
+        return root / f"{stem}-{time.time_ns()}-{next(self._count)}{suffix}"
+
+    def prune(self) -> int:
+        """Remove files older than ``max_age``; returns how many were removed."""
+        if self._root is None or not self._root.is_dir():
+            return 0
+        cutoff, removed = time.time() - self.max_age, 0
+        for path in self._root.iterdir():
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+
+OUTPUTS = OutputDir()
+
+
+def save_video(frames: np.ndarray, fps: float, stem: str) -> str:
+    """Write ``(T, H, W, 3)`` uint8 frames as an h264/yuv420p mp4 in :data:`OUTPUTS`."""
+    return str(write_video(OUTPUTS.new_path(stem), frames, fps))

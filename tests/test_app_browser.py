@@ -1,0 +1,105 @@
+"""The studio in a real browser: Playwright (Python) drives Debian's Chromium (STACK.md).
+
+Uploads two real clips on the Transfer tab, clicks Transfer (then Cycle) and waits for each
+output ``<video>`` to be playable (readyState 4); drives the Control tab with two arrow presses
+and runs a quick CEM plan; embeds latents on the Latent space tab and clicks a point of the
+Plotly figure (the click bridge fills in the point index and shows its frame pair). Screenshots
+of each tab go to ``$LAM_SCREENSHOT_DIR`` (default: the test's tmp_path).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .test_app_e2e import SOURCE, TARGET, studio  # noqa: F401  (the served-studio fixture)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.filterwarnings("ignore::Warning:gradio.queueing"),
+    pytest.mark.filterwarnings("ignore:n_jobs value:UserWarning"),  # UMAP, seeded
+]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+LAUNCH_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+VIDEO_READY = """(selector) => {
+    const v = document.querySelector(selector);
+    return v !== null && v.readyState === 4;
+}"""
+FIRST_POINT = """() => {  // page coordinates and customdata of the first point of the first trace
+    const gd = document.querySelector('#latent-plot .js-plotly-plot');
+    const trace = gd._fullData[0], layout = gd._fullLayout, box = gd.getBoundingClientRect();
+    const xa = layout[trace.xaxis.replace('x', 'xaxis')];
+    const ya = layout[trace.yaxis.replace('y', 'yaxis')];
+    return [box.left + xa._offset + xa.l2p(trace.x[0]), box.top + ya._offset + ya.l2p(trace.y[0]),
+            trace.customdata[0]];
+}"""
+
+
+@pytest.fixture
+def page(tmp_path):
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"Chromium is absent ({CHROMIUM}): apt-get install -y chromium chromium-driver")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            yield browser.new_page(viewport={"width": 1280, "height": 900})
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def screenshots(tmp_path) -> Path:
+    folder = Path(os.environ.get("LAM_SCREENSHOT_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_transfer_control_and_latent_space_in_chromium(studio, page, screenshots):  # noqa: F811
+    page.goto(studio.url)
+    page.set_input_files("#transfer-source input[type=file]", str(SOURCE))
+    page.set_input_files("#transfer-target input[type=file]", str(TARGET))
+    page.wait_for_selector("#transfer-source video", timeout=30_000)
+    page.wait_for_selector("#transfer-target video", timeout=30_000)
+    page.click("#transfer-run")
+    page.wait_for_function(VIDEO_READY, arg="#transfer-output video", timeout=60_000)
+    page.locator("text=transfer shift >> visible=true").first.wait_for(timeout=30_000)  # table
+    page.click("#cycle-run")
+    page.wait_for_function(VIDEO_READY, arg="#cycle-output video", timeout=60_000)
+    page.locator("text=cycled error >> visible=true").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(500)  # let the plots settle
+    page.screenshot(path=str(screenshots / "studio-transfer.png"), full_page=True)
+    assert (screenshots / "studio-transfer.png").stat().st_size > 10_000
+
+    page.get_by_role("tab", name="Control").click()
+    page.click("#control-reset")
+    page.wait_for_selector("#control-view img", timeout=30_000)
+    for step, arrow in enumerate(("right", "down"), start=1):
+        page.click(f"#control-{arrow}")
+        page.locator(f"text=Step {step}/ >> visible=true").wait_for(timeout=30_000)
+    for slider, value in (("samples", "40"), ("iterations", "3")):  # a quick plan
+        page.fill(f"#control-{slider} input[type=number]", value)
+        page.press(f"#control-{slider} input[type=number]", "Enter")
+    page.click("#control-plan")
+    page.wait_for_function(VIDEO_READY, arg="#control-plan-output video", timeout=60_000)
+    page.locator("text=N=40, I=3 >> visible=true").wait_for(timeout=30_000)
+    page.screenshot(path=str(screenshots / "studio-control.png"), full_page=True)
+
+    page.get_by_role("tab", name="Latent space").click()
+    page.click("#latent-run")  # the first UMAP fit of a process compiles (~20-50 s)
+    page.wait_for_selector("#latent-plot .js-plotly-plot", timeout=180_000)
+    page.wait_for_timeout(1000)
+    x, y, index = page.evaluate(FIRST_POINT)
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+    page.locator(f"text=point {index}: >> visible=true").wait_for(timeout=30_000)
+    assert page.input_value("#latent-index input") == str(index)
+    page.wait_for_selector("#latent-pair img", timeout=30_000)
+    page.screenshot(path=str(screenshots / "studio-latent.png"), full_page=True)
