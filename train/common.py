@@ -1,0 +1,479 @@
+"""Training machinery shared by ``train/decoder.py``, ``train/lam.py`` and ``train/controller.py``
+(DESIGN.md §5).
+
+- Optimisers (paper §4, App. A): ``torch.optim.Muon`` for the 2-D weights of hidden layers and
+  ``torch.optim.AdamW`` for everything else, linear warm-up over ``warmup_fraction`` of the steps
+  then cosine annealing to zero, as a ``LambdaLR`` on both.
+- ``Accelerator`` owns devices, processes, mixed precision, gradient accumulation and
+  ``save_state``/``load_state``; TensorBoard through its trackers; a tqdm bar on the main process;
+  every logged step also goes to ``run_dir/metrics.jsonl`` (read by the studio).
+- Data order is a pure function of ``(seed, step)`` (:class:`StepBatchSampler`), so a run resumed
+  from ``checkpoints/<step>/`` sees exactly the batches the uninterrupted run would have seen.
+- Checkpoints are written to a temporary folder and renamed; ``checkpoints/last`` names the latest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from train.config import JobConfig, RunConfig, dump_yaml
+
+StepFn = Callable[[nn.Module, dict], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+EvalFn = Callable[[nn.Module], dict[str, float]]
+TRAINER_STATE = "trainer_state.json"
+
+# Layers that touch the outside world (inputs, outputs, codebooks) go to AdamW: Muon is meant for
+# hidden weight matrices (Jordan et al., 2024). Matched on the last part of a parameter's module
+# name: tokens in (embed, proj_in, frame_proj, a component's top-level proj), the first layer of an
+# input MLP (cond_embed.0, action_embed.0) and heads (head, out).
+INPUT_LAYERS = {"embed", "proj_in", "frame_proj"}
+OUTPUT_LAYERS = {"head", "out"}
+ATTENTION_PARENTS = {"attn", "cross"}
+INPUT_MLPS = {"cond_embed", "action_embed"}
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX-512 BF16 or AMX: the CPUs on which bf16 autocast speeds training up (STACK.md measured
+    ~2.4×); without them bf16 matmuls are emulated and ~4× slower than fp32."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def resolve_mixed_precision(mode: str) -> str:
+    """``"auto"`` → ``"bf16"`` on CUDA or CPUs with native bf16, else ``"no"``."""
+    if mode != "auto":
+        return mode
+    return "bf16" if torch.cuda.is_available() or cpu_has_native_bf16() else "no"
+
+
+def is_hidden_matrix(module_name: str, module: nn.Module, param: torch.Tensor) -> bool:
+    """Whether a parameter is a 2-D weight of a hidden ``nn.Linear`` (a Muon parameter)."""
+    if param.ndim != 2 or not isinstance(module, nn.Linear) or param is not module.weight:
+        return False
+    parts = module_name.split(".")
+    last, parent = parts[-1], (parts[-2] if len(parts) > 1 else "")
+    if last in INPUT_LAYERS or last in OUTPUT_LAYERS:
+        return False
+    if last == "proj" and parent not in ATTENTION_PARENTS:  # idm.proj, decoder.proj
+        return False
+    return not (parent in INPUT_MLPS and last == "0")
+
+
+def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """``(muon, adamw)`` trainable parameters of ``model`` (see :func:`is_hidden_matrix`)."""
+    muon, adamw, seen = [], [], set()
+    for mname, module in model.named_modules():
+        for _, p in module.named_parameters(recurse=False):
+            if not p.requires_grad or id(p) in seen:
+                continue
+            seen.add(id(p))
+            (muon if is_hidden_matrix(mname, module, p) else adamw).append(p)
+    return muon, adamw
+
+
+def _newton_schulz_fp32(grad: torch.Tensor, ns_coefficients: tuple[float, float, float],
+                        ns_steps: int, eps: float) -> torch.Tensor:
+    """torch's quintic Newton–Schulz orthogonalisation, in fp32 instead of bf16."""
+    a, b, c = ns_coefficients
+    x = grad.float()
+    tall = x.size(0) > x.size(1)
+    x = x.T if tall else x
+    x = x / x.norm().clamp(min=eps)
+    for _ in range(ns_steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x.T if tall else x
+
+
+class Muon(torch.optim.Muon):
+    """``torch.optim.Muon``; on CPUs without native bf16 its Newton–Schulz step runs in fp32.
+
+    torch runs the iteration in bf16, which such CPUs emulate: measured here (2 cores, no AVX-512
+    BF16) fp32 is 3–4× faster on 192-wide matrices, and the maths is the same, more precise.
+    """
+
+    def step(self, closure=None):
+        if any(p.device.type == "cuda" for g in self.param_groups for p in g["params"]) or \
+                cpu_has_native_bf16():
+            return super().step(closure)
+        import torch.optim._muon as muon_impl
+
+        original = muon_impl._zeropower_via_newtonschulz
+        muon_impl._zeropower_via_newtonschulz = _newton_schulz_fp32
+        try:
+            return super().step(closure)
+        finally:
+            muon_impl._zeropower_via_newtonschulz = original
+
+
+def build_optimizers(model: nn.Module, run: RunConfig) -> list[torch.optim.Optimizer]:
+    """Muon (hidden matrices) + AdamW (the rest), or AdamW alone when ``run.use_muon`` is off."""
+    muon, adamw = split_parameters(model) if run.use_muon else ([], [
+        p for p in model.parameters() if p.requires_grad])
+    opts: list[torch.optim.Optimizer] = []
+    if muon:
+        opts.append(Muon(muon, lr=run.lr_muon, weight_decay=run.weight_decay))
+    if adamw:
+        opts.append(torch.optim.AdamW(adamw, lr=run.lr_adamw, weight_decay=run.weight_decay,
+                                      betas=tuple(run.adamw_betas)))
+    if not opts:
+        raise ValueError("the model has no trainable parameters")
+    return opts
+
+
+def warmup_cosine(steps: int, warmup_fraction: float) -> Callable[[int], float]:
+    """LR factor after ``s`` scheduler steps: linear warm-up to 1, then cosine to 0."""
+    warmup = max(1, round(warmup_fraction * steps)) if warmup_fraction > 0 else 0
+
+    def factor(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / warmup
+        progress = (s - warmup) / max(1, steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+class StepBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Endless batches whose content depends only on ``(seed, micro-step, rank)``.
+
+    The index stream is the concatenation of permutations drawn from ``np.random.default_rng([seed,
+    epoch])``; micro-step ``k`` takes stream positions ``[k·G, (k+1)·G)`` with ``G = batch_size ×
+    world``, and rank ``r`` the ``r``-th slice of it. Items are ``(epoch, index)`` pairs so datasets
+    with per-epoch randomness (``set_epoch``) stay reproducible.
+
+    Args:
+        size: dataset length.
+        batch_size: items per rank and micro-step.
+        seed: data-order seed.
+        rank, world: this process and the number of processes.
+        start: first micro-step (resume).
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1,
+                 start: int = 0):
+        if size < 1:
+            raise ValueError("cannot sample from an empty dataset")
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.rank, self.world, self.start = rank, world, start
+        self._epoch, self._perm = -1, np.arange(0)
+
+    def position(self, pos: int) -> tuple[int, int]:
+        epoch = pos // self.size
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.size)
+        return epoch, int(self._perm[pos % self.size])
+
+    def batch(self, k: int) -> list[tuple[int, int]]:
+        first = k * self.batch_size * self.world + self.rank * self.batch_size
+        return [self.position(first + j) for j in range(self.batch_size)]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        k = self.start
+        while True:
+            yield self.batch(k)
+            k += 1
+
+    def __len__(self) -> int:  # endless; DataLoader only needs it for len()
+        return 2**62
+
+
+class EpochItems(Dataset):
+    """Reads ``(epoch, index)`` items of a dataset, keeping only tensors (paths etc. dropped)."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: tuple[int, int]) -> dict[str, torch.Tensor]:
+        epoch, i = item
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        return {k: v for k, v in self.dataset[i].items() if isinstance(v, torch.Tensor)}
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested dict → ``{"a.b": scalar}`` with non-scalars as strings (TensorBoard hparams)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return out
+
+
+class Trainer:
+    """One run of one job: the accelerator, the run folder, the loop, checkpoints and logs.
+
+    Args:
+        job: the resolved config.
+        name: the job's name (``lam``, ``decoder``, ``controller``), used for the trackers.
+    """
+
+    def __init__(self, job: JobConfig, name: str):
+        self.job, self.run, self.name = job, job.train, name
+        if self.run.threads:
+            torch.set_num_threads(self.run.threads)
+        self.run_dir = job.run_dir
+        self.mixed_precision = resolve_mixed_precision(self.run.mixed_precision)
+        self.accelerator = Accelerator(
+            gradient_accumulation_steps=self.run.grad_accum, mixed_precision=self.mixed_precision,
+            log_with="tensorboard", project_dir=str(self.run_dir))
+        set_seed(self.run.seed)
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            dump_yaml(job, self.run_dir / "config.yaml")
+        self.accelerator.wait_for_everyone()
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.start_time = time.time()
+        self._trackers = False
+        self.step = 0  # the optimiser step being computed (1-based) while fit() runs
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def print(self, *args: Any) -> None:
+        self.accelerator.print(*args, flush=True)
+
+    def autocast(self):
+        return self.accelerator.autocast()
+
+    # ------------------------------------------------------------------ logs
+    def record(self, metrics: dict[str, float], step: int) -> None:
+        """Append ``{"step", "time", **metrics}`` to metrics.jsonl and the trackers (main only)."""
+        if not self.is_main:
+            return
+        line = {"step": step, "time": round(time.time() - self.start_time, 3), **metrics}
+        with self.metrics_path.open("a") as f:
+            f.write(json.dumps(line) + "\n")
+        if self._trackers:
+            self.accelerator.log(metrics, step=step)
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop logged lines after ``step`` (they belong to the interrupted run)."""
+        if not self.is_main or not self.metrics_path.is_file():
+            return
+        keep = [ln for ln in self.metrics_path.read_text().splitlines()
+                if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        self.metrics_path.write_text("".join(ln + "\n" for ln in keep))
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def find_checkpoint(self, resume: str) -> Path:
+        """``latest`` (the ``checkpoints/last`` pointer), a step number, or a folder."""
+        if resume == "latest":
+            pointer = self.checkpoint_dir / "last"
+            if not pointer.is_file():
+                raise FileNotFoundError(f"{pointer}: missing; no checkpoint to resume from in "
+                                        f"{self.run_dir}")
+            path = self.checkpoint_dir / pointer.read_text().strip()
+        elif resume.isdigit():
+            path = self.checkpoint_dir / str(int(resume))
+        else:
+            path = Path(resume)
+        if not (path / TRAINER_STATE).is_file():
+            raise FileNotFoundError(f"{path / TRAINER_STATE}: missing; {path} is not a complete "
+                                    "checkpoint of train/*.py")
+        return path
+
+    def save_checkpoint(self, step: int) -> Path:
+        """``accelerator.save_state`` into ``checkpoints/.tmp-<step>``, renamed to
+        ``checkpoints/<step>`` when complete; updates ``last`` and keeps the last ``keep_last``."""
+        acc, final = self.accelerator, self.checkpoint_dir / str(step)
+        tmp = self.checkpoint_dir / f".tmp-{step}"
+        if self.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp))
+        acc.wait_for_everyone()
+        if self.is_main:
+            state = {"step": step, "num_processes": acc.num_processes, "job": self.name}
+            (tmp / TRAINER_STATE).write_text(json.dumps(state) + "\n")
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
+            pointer_tmp = self.checkpoint_dir / ".last.tmp"
+            pointer_tmp.write_text(f"{step}\n")
+            os.replace(pointer_tmp, self.checkpoint_dir / "last")
+            steps = sorted(int(p.name) for p in self.checkpoint_dir.iterdir() if p.name.isdigit())
+            for old in steps[: -self.run.keep_last]:
+                shutil.rmtree(self.checkpoint_dir / str(old), ignore_errors=True)
+        acc.wait_for_everyone()
+        return final
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, model: nn.Module, dataset: Dataset, step_fn: StepFn,
+            evaluate: EvalFn | None = None, resume: str | None = None,
+            on_step: Callable[[int, dict[str, float]], None] | None = None) -> nn.Module:
+        """Train ``model`` and return it unwrapped.
+
+        Args:
+            model: the trainable module (built after the seed was set, on any device).
+            dataset: training items (dicts of tensors), in a fixed order.
+            step_fn: ``(model, batch on device) → (loss, {name: scalar tensor})`` of a micro-batch.
+            evaluate: ``(unwrapped model in eval mode) → {name: float}``, run on the main process
+                under ``no_grad`` every ``eval_every`` steps and at the end.
+            resume: ``latest``, a step, or a checkpoint folder.
+            on_step: called after every step with the step's logged values (tests use it to
+                interrupt a run).
+        """
+        run, acc = self.run, self.accelerator
+        opts = build_optimizers(model, run)
+        factor = warmup_cosine(run.steps, run.warmup_fraction)
+        scheds = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in opts]
+        model, *opts = acc.prepare(model, *opts)
+        set_seed(run.seed, device_specific=True)  # same init on every rank, own noise per rank
+        for sched in scheds:  # stepped by us once per optimiser step, saved with the state
+            acc.register_for_checkpointing(sched)
+        start = 0
+        if resume:
+            path = self.find_checkpoint(resume)
+            acc.load_state(str(path))
+            start = json.loads((path / TRAINER_STATE).read_text())["step"]
+            self._truncate_metrics(start)
+            self.print(f"resumed from {path} at step {start}")
+        if self.is_main and not self._trackers:
+            acc.init_trackers("tensorboard", config=flatten(self.job.to_dict()))
+            self._trackers = True
+        sampler = StepBatchSampler(len(dataset), run.batch_size, run.seed, acc.process_index,
+                                   acc.num_processes, start=start * run.grad_accum)
+        loader = DataLoader(EpochItems(dataset), batch_sampler=sampler, num_workers=run.num_workers,
+                            generator=torch.Generator().manual_seed(run.seed),
+                            persistent_workers=run.num_workers > 0)
+        batches = iter(loader)
+        bar = tqdm(total=run.steps, initial=start, disable=not self.is_main, desc=self.name,
+                   dynamic_ncols=True)
+        busy, last_log_step = 0.0, start  # seconds spent in training steps since the last log
+        model.train()
+        for step in range(start + 1, run.steps + 1):
+            began = time.time()
+            self.step = step
+            sums: dict[str, float] = {}
+            for _ in range(run.grad_accum):
+                batch = {k: v.to(self.device, non_blocking=True) for k, v in next(batches).items()}
+                with acc.accumulate(model):
+                    loss, stats = step_fn(model, batch)
+                    acc.backward(loss)
+                    if acc.sync_gradients and run.max_grad_norm > 0:
+                        acc.clip_grad_norm_(model.parameters(), run.max_grad_norm)
+                    for opt in opts:
+                        opt.step()
+                        opt.zero_grad(set_to_none=True)
+                for k, v in {"loss": loss, **stats}.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) / run.grad_accum
+            if not acc.sync_gradients:
+                raise RuntimeError("gradient accumulation out of step with the optimiser steps")
+            lrs = {("lr_muon" if isinstance(o.optimizer, torch.optim.Muon) else "lr"):
+                   o.param_groups[0]["lr"] for o in opts}  # the rates this step used
+            for sched in scheds:
+                sched.step()
+            bar.update(1)
+            busy += time.time() - began
+            logged: dict[str, float] = {}
+            if run.log_every and (step % run.log_every == 0 or step == run.steps):
+                names = sorted(sums)
+                values = acc.reduce(torch.tensor([sums[k] for k in names], device=self.device),
+                                    reduction="mean")
+                logged = dict(zip(names, values.tolist(), strict=True))
+                clips = (step - last_log_step) * run.batch_size * run.grad_accum * acc.num_processes
+                logged["clips_per_s"] = clips / max(busy, 1e-9)
+                busy, last_log_step = 0.0, step
+                logged.update(lrs)
+                self.record(logged, step)
+                bar.set_postfix(loss=f"{logged['loss']:.4f}")
+            if on_step is not None:
+                on_step(step, logged)
+            if evaluate is not None and run.eval_every and (
+                    step % run.eval_every == 0 or step == run.steps):
+                self.evaluate(model, evaluate, step)
+            stop = run.stop_at is not None and step >= run.stop_at
+            if step == run.steps or stop or (run.save_every and step % run.save_every == 0):
+                self.save_checkpoint(step)
+            if stop:
+                self.print(f"stopping at step {step} (train.stop_at); resume with --resume latest")
+                break
+        bar.close()
+        return acc.unwrap_model(model)
+
+    def evaluate(self, model: nn.Module, evaluate: EvalFn, step: int) -> dict[str, float]:
+        """Run ``evaluate`` on the main process (eval mode, no grad) and record its numbers."""
+        result: dict[str, float] = {}
+        if self.is_main:
+            inner = self.accelerator.unwrap_model(model)
+            inner.eval()
+            with torch.no_grad(), self.autocast():
+                result = evaluate(inner)
+            inner.train()
+            self.record(result, step)
+            self.print(f"step {step}: " + ", ".join(f"{k} {v:.5f}" for k, v in result.items()))
+        self.accelerator.wait_for_everyone()
+        return result
+
+    def finish(self) -> None:
+        """Flush trackers and print the wall time."""
+        self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()  # trackers (main) and the process group (all ranks)
+        self.print(f"{self.name}: done in {time.time() - self.start_time:.1f} s → {self.run_dir}")
+
+
+def write_final(directory: Path, components: dict[str, nn.Module | Path | None],
+                pipeline: bool = True) -> Path:
+    """Write the final model in the hub layout: one folder per component (a module is saved with
+    ``save_component``; a folder is copied as it is) and, with ``pipeline``, the pipeline's
+    ``config.json`` that ``LatentActionPipeline.from_pretrained`` opens.
+
+    Args:
+        directory: ``run_dir/final`` (replaced if present).
+        components: ``{"encoder": …, "lam": …, "decoder": …, "controller": …}``; None: absent.
+        pipeline: write the pipeline config.json (needs an encoder and a LAM).
+    """
+    from lam_core.checkpoint import save_component
+    from lam_core.pipeline import PIPELINE_FORMAT
+
+    tmp = directory.with_name(f".{directory.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    names = {}
+    for name, comp in components.items():
+        if comp is None:
+            names[name] = None
+        elif isinstance(comp, nn.Module):
+            save_component(comp, tmp / name)
+            names[name] = name
+        else:
+            shutil.copytree(comp, tmp / name)
+            names[name] = name
+    if pipeline:
+        meta = {"format": PIPELINE_FORMAT, "format_version": 1, "components": names}
+        (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+    shutil.rmtree(directory, ignore_errors=True)
+    tmp.rename(directory)
+    return directory

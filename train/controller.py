@@ -1,0 +1,121 @@
+"""Train a controller c(a_t, s_t) → z_t from real actions to the latent actions of a frozen latent
+action model (paper §7, App. A "Controller training").
+
+On an action-labeled world (``reach``, ``drive``; ``pusht`` with gym-pusht), the frozen IDM infers
+z_t from consecutive steps and the controller learns to predict it from the real action a_t (and,
+for the ``adapter`` kind, the features of s_t): loss ‖c(a_t, s_t) − z_t‖² (mean squared error).
+Paper optimiser (the defaults here): AdamW only, lr 1e-3, weight decay 0.04, betas (0.9, 0.999),
+warm-up 10 % then cosine.
+
+``lam_path`` is a pipeline folder (a LAM run's ``final/``; its encoder and decoder are used too)
+or a LAM component folder (then ``encoder_path`` is needed). The final folder is a pipeline whose
+encoder, LAM and decoder are **copies** of the frozen ones (a run folder stays self-contained and
+can be moved or pushed on its own; the shipped assets share components by relative path instead,
+see ``train/export.py``) and whose controller is the trained one.
+
+    accelerate launch train/controller.py --config train/configs/tiny_controller.yaml lam_path=…
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+import torch.nn.functional as F
+
+from lam_core.checkpoint import build_component, load_component
+from lam_core.config import ConfigError
+from train.common import Trainer, write_final
+from train.config import JobConfig, load_job_config, parse_cli
+from train.data import features_of, load_frozen_encoder, training_data, validation_batches
+
+DEFAULTS = {"train": {"use_muon": False, "lr_adamw": 1e-3, "weight_decay": 0.04,
+                      "adamw_betas": [0.9, 0.999]},
+            "data": {"source": "world"}}
+
+
+def train(job: JobConfig, resume: str | None = None,
+          on_step: Callable[[int, dict], None] | None = None) -> Path:
+    """Run the job; returns ``run_dir/final`` (a pipeline with the trained controller).
+
+    Args:
+        job: resolved config.
+        resume: ``latest``, a step, or a checkpoint folder.
+        on_step: ``on_step(step, logged)`` after every optimiser step.
+    """
+    if not job.lam_path:
+        raise ConfigError("lam_path: required (a LAM pipeline folder, e.g. a train/lam.py run's "
+                          "final/)")
+    if job.data.source != "world":
+        raise ConfigError("data.source: the controller needs real actions: use world")
+    trainer = Trainer(job, "controller")
+    encoder = load_frozen_encoder(job).to(trainer.device)
+    lam = load_component(job.lam_path, expected="lam").to(trainer.device).requires_grad_(False)
+    if not lam.uses_latents:
+        raise ConfigError(f"lam_path: a {lam.cfg.kind!r} model has no latent actions to control")
+    dataset = training_data(job, trainer, encoder)
+
+    @torch.no_grad()
+    def targets(features: torch.Tensor) -> torch.Tensor:
+        """The frozen IDM's latents ``(B, T'-1, D_z)`` (eval mode: deterministic)."""
+        return lam.infer_latents(features).float()
+
+    val = []  # the held-out split lives on the main process, which alone evaluates
+    run_eval = job.train.eval_every > 0
+    if trainer.is_main and run_eval:
+        with trainer.autocast():
+            val = validation_batches(job, encoder, trainer.device)
+            for batch in val:
+                batch["latents"] = targets(batch["features"])
+        if not resume:
+            z = torch.cat([b["latents"] for b in val])
+            constant = (z - z.mean(dim=(0, 1))).pow(2).mean().item()
+            trainer.record({"val_constant_l2": constant}, step=0)
+            trainer.print(f"best constant latent on {len(z)} held-out clips: L2 {constant:.5f}")
+    torch.manual_seed(job.train.seed)
+    controller = build_component("controller", job.controller)
+
+    def step_fn(model, batch):
+        with trainer.autocast():
+            features = features_of(batch, encoder)
+            z = targets(features)
+        actions = batch["actions"].float()
+        if actions.shape[-1] != job.controller.action_dim:
+            raise ConfigError(f"controller.action_dim: is {job.controller.action_dim}, the world's "
+                              f"actions have {actions.shape[-1]}")
+        pred = model(actions, features[:, :-1])
+        loss = F.mse_loss(pred.float(), z)
+        return loss, {}
+
+    def evaluate(model):
+        n = sum(len(b["features"]) for b in val)
+        total = sum(F.mse_loss(model(b["actions"], b["features"][:, :-1]).float(),
+                               b["latents"]).item() * len(b["features"]) for b in val)
+        return {"val_l2": total / n}
+
+    controller = trainer.fit(controller, dataset, step_fn, evaluate if run_eval else None, resume,
+                             on_step)
+    final = trainer.run_dir / "final"
+    if trainer.is_main:
+        write_final(final, {
+            "encoder": Path(job.encoder_path) if job.encoder_path else encoder,
+            "lam": Path(job.lam_path),
+            "decoder": Path(job.decoder_path) if job.decoder_path else None,
+            "controller": controller})
+        trainer.print(f"final pipeline: {final}")
+    trainer.finish()
+    return final
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_cli(argv, __doc__.splitlines()[0])
+    train(load_job_config(args.config, args.overrides, DEFAULTS), resume=args.resume)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Export a run's final model into the shipped assets (DESIGN.md §1 "assets"): weights cast to
+fp16, hub layout, components shared between pipelines by relative path (a pipeline's
+``config.json`` may name ``"../autoencoder/encoder"``) so one encoder and decoder serve them all.
+
+    python train/export.py RUN/final assets/checkpoints/sparse-high \\
+        --share encoder=../autoencoder/encoder --share decoder=../autoencoder/decoder
+
+``RUN/final`` is a pipeline folder, or a folder of component folders (the autoencoder's); the
+result is opened once with ``LatentActionPipeline.from_pretrained`` to check it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+
+from lam_core.checkpoint import (
+    CONFIG_NAME,
+    load_component,
+    read_component_config,
+    save_component,
+)
+from lam_core.pipeline import PIPELINE_FORMAT, LatentActionPipeline
+
+COMPONENTS = ("encoder", "lam", "decoder", "controller")
+
+
+def export(src: str | Path, dst: str | Path, share: dict[str, str] | None = None,
+           dtype: torch.dtype = torch.float16) -> Path:
+    """Copy ``src`` to ``dst`` with weights in ``dtype``; components in ``share`` are referenced
+    (a path relative to ``dst``) instead of copied.
+
+    Args:
+        src: a pipeline folder or a folder of component folders.
+        dst: the asset folder (replaced).
+        share: ``{"encoder": "../autoencoder/encoder", ...}``.
+        dtype: weight type of the copies.
+
+    Returns:
+        ``dst``.
+    """
+    src, dst, share = Path(src), Path(dst), share or {}
+    meta_path = src / CONFIG_NAME
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
+    is_pipeline = isinstance(meta, dict) and meta.get("format") == PIPELINE_FORMAT
+    if is_pipeline:
+        entries = meta["components"]
+    else:
+        entries = {n: n for n in COMPONENTS if (src / n / CONFIG_NAME).is_file()}
+    if not entries:
+        raise ValueError(f"{src}: neither a pipeline folder nor a folder of component folders")
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    names: dict[str, str | None] = {}
+    for name, entry in entries.items():
+        if not entry:
+            names[name] = None
+        elif name in share:
+            shared = Path(os.path.normpath(dst / share[name]))
+            if not (shared / CONFIG_NAME).is_file():
+                raise FileNotFoundError(f"{shared}: shared {name} is not there yet")
+            if read_component_config(shared) != read_component_config(src / entry):
+                raise ValueError(f"{shared}: its config differs from {src / entry}'s")
+            names[name] = share[name]
+        else:
+            save_component(load_component(src / entry, expected=name), tmp / name, dtype=dtype)
+            names[name] = name
+    if is_pipeline:
+        out = {"format": PIPELINE_FORMAT, "format_version": 1, "components": names}
+        (tmp / CONFIG_NAME).write_text(json.dumps(out, indent=2) + "\n")
+    shutil.rmtree(dst, ignore_errors=True)
+    tmp.rename(dst)
+    if is_pipeline:
+        LatentActionPipeline.from_pretrained(dst)  # it opens
+    return dst
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("src", help="a run's final/ folder")
+    parser.add_argument("dst", help="the asset folder to write")
+    parser.add_argument("--share", action="append", default=[], metavar="NAME=RELPATH",
+                        help="reference a component already exported (path relative to dst)")
+    parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    args = parser.parse_args(argv)
+    share = dict(item.split("=", 1) for item in args.share)
+    out = export(args.src, args.dst, share, getattr(torch, args.dtype))
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"exported {args.src} → {out} ({size / 1e6:.1f} MB)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
