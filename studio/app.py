@@ -14,6 +14,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
 
 import gradio as gr
+import torch
 
 from studio import latent, tabs
 from studio.media import MAX_FRAMES, MAX_SECONDS
@@ -122,6 +123,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a public Gradio link (needs the internet; off by default)",
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per request (default 1: requests run side by side, and batch-1 "
+        "inference of the small models gains little from more)",
+    )
+    parser.add_argument(
         "--no-umap-warmup",
         action="store_true",
         help="skip compiling UMAP in the background at start-up",
@@ -132,6 +140,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """``python app.py``: warm UMAP in the background, build the Blocks, serve."""
     args = parse_args(argv)
+    torch.set_num_threads(max(1, args.threads))
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("* lam-studio: %(message)s"))
     logging.getLogger("studio").addHandler(handler)

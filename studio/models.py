@@ -23,6 +23,9 @@ class CheckpointMissing(ValueError):
     """No checkpoint was chosen and none is shipped."""
 
 
+DEFAULT_NAME = "sparse-high"
+
+
 def is_pipeline_folder(folder: Path) -> bool:
     """Whether ``folder/config.json`` declares a lam-studio pipeline."""
     try:
@@ -62,9 +65,10 @@ def _display(folder: Path) -> str:
 def checkpoint_choices(
     preferred: str | None = None, root: str | Path = CHECKPOINTS_DIR
 ) -> list[str]:
-    """The checkpoint dropdown's choices: ``preferred`` (from ``--checkpoint``) first, then the
-    shipped ones."""
+    """The checkpoint dropdown's choices: ``preferred`` (from ``--checkpoint``; else the shipped
+    ``sparse-high``, a latent model with a controller trained on it) first, then the others."""
     choices = scan_checkpoints(root)
+    preferred = preferred or next((c for c in choices if c.endswith(DEFAULT_NAME)), None)
     if preferred:
         choices = [preferred, *(c for c in choices if c != preferred)]
     return choices

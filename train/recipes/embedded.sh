@@ -16,14 +16,18 @@
 #      capacity, none (unconstrained), deterministic, and the action-conditioned baselines on
 #      reach and drive
 #   4. adapter controllers for reach and drive on the high-capacity sparse LAM
-#   5. export to assets/checkpoints/ in fp16 ($EXPORT chooses which; controllers share
-#      ../sparse-high/lam, so export sparse-high with them)
+#   5. export in fp16: every model in $EXPORT into $RUN/export, the $SHIP subset into
+#      assets/checkpoints/ (controllers share ../sparse-high/lam, so ship sparse-high with them)
+#   6. example clips (assets/clips), the report over $RUN/export ($RUN/report), the manifest
 # Measured here (2 shared cores, fp32 — this CPU has no native bf16, where bf16 is ~4× slower):
 # a small-preset LAM step does ~15 clips/s on 2 threads when the machine is idle, ~8–10 clips/s on
 # one thread, and two one-thread runs side by side ~10–16 clips/s together when other work shares
 # the cores (two threads then collapse to ~4 clips/s); the autoencoder is about as costly per clip.
 # Planned: ~13 min autoencoder (8k clips), ~4 min caches, ~55 min world models (10 × 3.6k clips,
 # action baselines cheaper), ~5 min controllers: ~80 min with the cores shared, less when idle.
+# Measured on 2026-11-26 (cores shared with other work the whole time): stages 1–5 took 59 min
+# (autoencoder 26 min, caches 4 min, world models 25 min, controllers + export 4 min); the report
+# (stage 6, 8 planning episodes, 16 pairs) adds about 25 min.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -32,10 +36,12 @@ RUN="${RUN:-$ROOT/runs/embedded}"
 ASSETS="${ASSETS:-$ROOT/assets/checkpoints}"
 PORT="${PORT:-29517}"
 EXTRA="${EXTRA:-}"  # overrides appended to every job (dry runs)
-# what stage 5 ships (the small-preset LAMs are ~6.8 MB each in fp16: all of them is ~68 MB)
+# what stage 5 exports (all into $RUN/export) and ships (into assets/checkpoints, ≤ 40 MB)
 EXPORT="${EXPORT:-sparse-low sparse-high noisy-low noisy-high discrete-low discrete-high none \
 deterministic action-reach action-drive controller-reach controller-drive}"
-export ROOT PY RUN EXTRA HF_HUB_OFFLINE=1 TMPDIR="${TMPDIR:-$RUN/tmp}"
+SHIP="${SHIP:-sparse-high noisy-high discrete-high deterministic action-reach controller-reach \
+controller-drive}"
+export ROOT PY RUN EXTRA SHIP HF_HUB_OFFLINE=1 TMPDIR="${TMPDIR:-$RUN/tmp}"
 mkdir -p "$RUN/logs" "$TMPDIR"
 cd "$ROOT"
 
@@ -131,27 +137,43 @@ controllers() {
 }
 
 # --------------------------------------------------------------------------- 5. export (fp16)
+# Every model goes to $RUN/export (the report reads them all); the subset in $SHIP is copied into
+# assets/checkpoints/ to stay within the 40 MB budget of the repository (each small-preset world
+# model is ~6.5 MB in fp16; all thirteen folders are ~68 MB).
 export_assets() {
   local share=(--share encoder=../autoencoder/encoder --share decoder=../autoencoder/decoder)
-  mkdir -p "$ASSETS"
-  "$PY" train/export.py "$RUN/autoencoder/final" "$ASSETS/autoencoder"
+  local out="$RUN/export"
+  mkdir -p "$out"
+  "$PY" train/export.py "$RUN/autoencoder/final" "$out/autoencoder"
   local name run
   for name in $EXPORT; do
     case $name in
       controller-*) run=controller_${name#controller-}
-        "$PY" train/export.py "$RUN/$run/final" "$ASSETS/$name" "${share[@]}" \
+        "$PY" train/export.py "$RUN/$run/final" "$out/$name" "${share[@]}" \
           --share lam=../sparse-high/lam ;;
-      action-*) "$PY" train/export.py "$RUN/${name//-/_}/final" "$ASSETS/$name" "${share[@]}" ;;
-      *) "$PY" train/export.py "$RUN/lam_${name//-/_}/final" "$ASSETS/$name" "${share[@]}" ;;
+      action-*) "$PY" train/export.py "$RUN/${name//-/_}/final" "$out/$name" "${share[@]}" ;;
+      *) "$PY" train/export.py "$RUN/lam_${name//-/_}/final" "$out/$name" "${share[@]}" ;;
     esac
   done
-  say "assets: $(du -sh "$ASSETS" | cut -f1) in $ASSETS"
+  rm -rf "$ASSETS" && mkdir -p "$ASSETS"
+  for name in autoencoder $SHIP; do cp -r "$out/$name" "$ASSETS/"; done
+  say "assets: $(du -sh "$ASSETS" | cut -f1) in $ASSETS ($SHIP); all models in $out"
+}
+
+# --------------------------------------------------------------------------- 6. clips, report
+clips_and_report() {
+  "$PY" train/recipes/example_clips.py
+  "$PY" -m lam_core.eval.report --checkpoints "$RUN/export" --out "$RUN/report" \
+    --episodes "${EPISODES:-8}" --pairs "${PAIRS:-16}" > "$RUN/logs/report.log" 2>&1 \
+    || { say "FAILED report (see $RUN/logs/report.log)"; return 1; }
+  "$PY" train/recipes/manifest.py
 }
 
 say "embedded default: run folder $RUN, assets $ASSETS, $(nproc) cores"
-stage "1/5 autoencoder" autoencoder
-stage "2/5 feature caches" caches
-stage "3/5 world models (2 at a time)" world_models
-stage "4/5 controllers" controllers
-stage "5/5 export to assets (fp16)" export_assets
+stage "1/6 autoencoder" autoencoder
+stage "2/6 feature caches" caches
+stage "3/6 world models (2 at a time)" world_models
+stage "4/6 controllers" controllers
+stage "5/6 export to assets (fp16)" export_assets
+stage "6/6 example clips, report, manifest" clips_and_report
 say "embedded default finished in $(( $(date +%s) - BEGIN )) s"
