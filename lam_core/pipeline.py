@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,69 +30,12 @@ from torch import nn
 
 from lam_core.checkpoint import CONFIG_NAME, CheckpointError, load_component, save_component
 from lam_core.clip import Clip, frames_to_tensor
+from lam_core.results import CycleResult, LeakageResult, TransferResult
 
 PIPELINE_FORMAT = "lam-studio-pipeline"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 Progress = Callable[[float, str], None]
 VideoLike = Clip | np.ndarray | torch.Tensor
-
-
-@dataclass
-class TransferResult:
-    """Actions of ``source`` replayed on ``target``.
-
-    Attributes:
-        source: the source as the model sees it (resampled, cropped), context + horizon steps.
-        target: the target, same length.
-        transferred: decoded target context followed by the prediction under the source's latents.
-        latents: ``(H, D_z)`` source latents that drove the prediction.
-        source_error: feature L1 of the source rolled out with its own latents (how well the
-            model explains the source).
-        target_error: the same on the target with its own latents.
-        transfer_shift: feature L1 between the transferred prediction and the target's own
-            rollout (how much the source's actions changed the target).
-        context: context steps taken from the target.
-    """
-
-    source: Clip
-    target: Clip
-    transferred: Clip
-    latents: np.ndarray
-    source_error: float
-    target_error: float
-    transfer_shift: float
-    context: int
-
-
-@dataclass
-class CycleResult:
-    """Cycle A → B → A (paper Table 2): errors of A's rollout with its own latents (direct) and
-    with latents re-inferred from B's transferred prediction (cycled).
-
-    ``ratio = cycled / direct``.
-    """
-
-    direct: Clip | None
-    transferred: Clip | None
-    cycled: Clip | None
-    direct_error: float
-    cycled_error: float
-    ratio: float
-    direct_errors: np.ndarray
-    cycled_errors: np.ndarray
-
-
-@dataclass
-class LeakageResult:
-    """Future leakage (paper Table 1): one-step errors with IDM latents on A and on A whose end was
-    replaced by B's from step ``cut``; ``ratio`` is the error at the cut over the error there
-    without the cut."""
-
-    errors: np.ndarray
-    errors_cut: np.ndarray
-    cut: int
-    ratio: float
-    stitched: Clip
 
 
 def resolve_path(name: str | Path) -> Path | None:

@@ -1,0 +1,68 @@
+"""Results of the pipeline's evaluations: small dataclasses of videos, latents and errors
+(paper §6: transfer, Table 2's cycle, Table 1's leakage)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lam_core.clip import Clip
+
+
+@dataclass
+class TransferResult:
+    """Actions of ``source`` replayed on ``target``.
+
+    Attributes:
+        source: the source as the model sees it (resampled, cropped), context + horizon steps.
+        target: the target, same length.
+        transferred: decoded target context followed by the prediction under the source's latents.
+        latents: ``(H, D_z)`` source latents that drove the prediction.
+        source_error: feature L1 of the source rolled out with its own latents (how well the
+            model explains the source).
+        target_error: the same on the target with its own latents.
+        transfer_shift: feature L1 between the transferred prediction and the target's own
+            rollout (how much the source's actions changed the target).
+        context: context steps taken from the target.
+    """
+
+    source: Clip
+    target: Clip
+    transferred: Clip
+    latents: np.ndarray
+    source_error: float
+    target_error: float
+    transfer_shift: float
+    context: int
+
+
+@dataclass
+class CycleResult:
+    """Cycle A → B → A (paper Table 2): errors of A's rollout with its own latents (direct) and
+    with latents re-inferred from B's transferred prediction (cycled).
+
+    ``ratio = cycled / direct``.
+    """
+
+    direct: Clip | None
+    transferred: Clip | None
+    cycled: Clip | None
+    direct_error: float
+    cycled_error: float
+    ratio: float
+    direct_errors: np.ndarray
+    cycled_errors: np.ndarray
+
+
+@dataclass
+class LeakageResult:
+    """Future leakage (paper Table 1): one-step errors with IDM latents on A and on A whose end was
+    replaced by B's from step ``cut``; ``ratio`` is the error at the cut over the error there
+    without the cut."""
+
+    errors: np.ndarray
+    errors_cut: np.ndarray
+    cut: int
+    ratio: float
+    stitched: Clip
