@@ -15,8 +15,9 @@ from lam_core.config import (
     RegularizerConfig,
     TransformerConfig,
 )
-from lam_core.pipeline import CycleResult, LatentActionPipeline, LeakageResult, TransferResult
+from lam_core.pipeline import LatentActionPipeline
 from lam_core.presets import PRESETS, PipelineConfig, get_preset
+from lam_core.results import CycleResult, LeakageResult, TransferResult
 
 __version__ = "0.1.0"
 
