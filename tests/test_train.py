@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from accelerate import debug_launcher
 from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file, save_file
 
@@ -64,7 +63,15 @@ def _two_process_run(out: str) -> None:
 
 
 def test_two_cpu_processes_stay_in_sync_and_differ_from_one(tmp_path):
-    debug_launcher(_two_process_run, args=(str(tmp_path),), num_processes=2)
+    # debug_launcher forks; forking a process whose OpenMP thread pool already ran (any earlier
+    # test) can deadlock the children, so the two processes are forked from a fresh interpreter.
+    code = (
+        "from accelerate import debug_launcher\n"
+        "from tests.test_train import _two_process_run\n"
+        f"debug_launcher(_two_process_run, args=({str(tmp_path)!r},), num_processes=2)\n"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=300)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["num_processes"] for r in ranks] == [2, 2]
     a, b = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
