@@ -7,7 +7,6 @@ from __future__ import annotations
 import torch
 
 from lam_core import LatentActionPipeline, get_preset
-from lam_core.checkpoint import build_component
 from lam_core.eval.planning import REACH_CEM, time_plan
 from lam_core.planning import CEMConfig
 
@@ -16,8 +15,7 @@ def _pipeline(kind: str = "latent", controller: str = "adapter") -> LatentAction
     torch.manual_seed(0)
     cfg = get_preset("small", kind=kind)
     cfg.controller.kind = controller
-    names = ("encoder", "lam", "decoder", "controller")
-    return LatentActionPipeline(**{n: build_component(n, getattr(cfg, n)) for n in names})
+    return LatentActionPipeline.from_config(cfg)
 
 
 def run(quick: bool = False) -> dict:

@@ -74,6 +74,14 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
+    def from_config(cls, cfg) -> LatentActionPipeline:
+        """Untrained components built from a :class:`~lam_core.presets.PipelineConfig`."""
+        from lam_core.checkpoint import build_component
+
+        names = ("encoder", "lam", "decoder", "controller")
+        return cls(**{n: build_component(n, getattr(cfg, n)) for n in names})
+
+    @classmethod
     def from_components(cls, **components: str | Path | None) -> LatentActionPipeline:
         """Load each component from its folder (``encoder=…, lam=…, decoder=…, controller=…``)."""
         mods = {k: (load_component(v, expected=k) if v else None) for k, v in components.items()}
@@ -333,7 +341,8 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
         """
         report = progress or (lambda f, m: None)
         report(0.0, "encoding")
-        s_src, s_tgt = self._features(source), self._features(target)
+        x_src, x_tgt = self.to_tensor(source), self.to_tensor(target)  # decoded once
+        s_src, s_tgt = self.encode(x_src), self.encode(x_tgt)
         if context < 1 or context >= s_src.shape[1]:
             raise ValueError(
                 f"context must be between 1 and {s_src.shape[1] - 1} steps, got {context}"
@@ -366,8 +375,8 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
         report(0.8, "decoding")
         frames = (c + horizon) * self.tubelet
         result = TransferResult(
-            source=self.to_clip(self.to_tensor(source)[:, :frames]),
-            target=self.to_clip(self.to_tensor(target)[:, :frames]),
+            source=self.to_clip(x_src[:, :frames]),
+            target=self.to_clip(x_tgt[:, :frames]),
             transferred=self._decode_clip(torch.cat([s_tgt[:, :c], pred], dim=1)),
             latents=z_src[0, c - 1 : total].cpu().numpy(),
             source_error=src_err,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from lam_core import LatentActionPipeline, get_preset
-from lam_core.checkpoint import build_component
 
 
 def tiny_pipeline(
@@ -18,13 +17,10 @@ def tiny_pipeline(
     so that properties are tested on a model whose every path carries signal."""
     torch.manual_seed(seed)
     cfg = get_preset("tiny", regularizer=regularizer, kind=kind)
-    mods = {
-        name: build_component(name, getattr(cfg, name))
-        for name in ("encoder", "lam", "decoder", "controller")
-    }
+    pipe = LatentActionPipeline.from_config(cfg)
     if randomize_zero_init:
         with torch.no_grad():
-            for n, p in mods["lam"].named_parameters():
+            for n, p in pipe.lam.named_parameters():
                 if "modulation" in n or n.startswith("world_model.head"):
                     p.normal_(0, 0.05)
-    return LatentActionPipeline(**mods)
+    return pipe
