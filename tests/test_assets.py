@@ -33,3 +33,14 @@ def test_no_unlisted_files_and_within_budget():
                if p.is_file() and p != MANIFEST}
     assert present == listed, f"not in the manifest: {sorted(present - listed)}"
     assert sum(e["size"] for e in _manifest()["files"]) <= BUDGET_BYTES
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.parent.name for p in (ASSETS / "checkpoints").glob("*/config.json"))
+)
+def test_shipped_checkpoints_load_from_any_working_directory(name, tmp_path, monkeypatch):
+    from lam_core import LatentActionPipeline
+
+    monkeypatch.chdir(tmp_path)  # "assets/..." resolves against the package, not the cwd
+    pipe = LatentActionPipeline.from_pretrained(f"assets/checkpoints/{name}")
+    assert pipe.encoder is not None and pipe.lam is not None and pipe.decoder is not None

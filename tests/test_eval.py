@@ -185,3 +185,29 @@ def test_report_cli_on_two_tiny_pipelines(tmp_path, capsys):
     assert rep["pipelines"]["reach-ac"]["planning_reach"]["episodes"] == 2
     assert (tmp_path / "out" / "plots.html").is_file()
     assert main(["--checkpoints", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+
+
+# ------------------------------------------------------------------------------------ frames
+def test_transfer_sheet_rows_and_png(latent, tmp_path):
+    from PIL import Image
+
+    from lam_core.eval.frames import default_pairs, main, sheet, transfer_rows
+
+    (a, b), = default_pairs(1)
+    rows = transfer_rows(latent, a, b, gain=4.0)
+    labels = [name for name, _ in rows]
+    assert labels[2] == "B (target)" and labels[4] == "B + A's actions" and len(rows) == 6
+    steps = {f.shape for _, f in rows}
+    assert len(steps) == 1 and next(iter(steps))[1:] == (32, 32, 3)
+    assert rows[5][1][1:].any()  # A's latents move B (the tiny model's modulation is random)
+    # replaying B's own actions on B changes nothing: the |diff| row is black
+    same = transfer_rows(latent, b, b)
+    assert (same[5][1] == 0).all() and (same[4][1] == same[3][1]).all()
+    img = sheet([rows, same], scale=2, title="t")
+    assert img.size[1] > 2 * 6 * 64
+    latent.save_pretrained(tmp_path / "p")
+    out = tmp_path / "sheet.png"
+    assert main(["--checkpoint", str(tmp_path / "p"), "--out", str(out), "--pairs", "1"]) == 0
+    assert Image.open(out).size[0] > 0
+    with pytest.raises(SystemExit):
+        main(["--checkpoint", str(tmp_path / "p"), "--out", str(out), "--source", "x.mp4"])

@@ -164,7 +164,7 @@ export_assets() {
 clips_and_report() {
   "$PY" train/recipes/example_clips.py
   "$PY" -m lam_core.eval.report --checkpoints "$RUN/export" --out "$RUN/report" \
-    --episodes "${EPISODES:-8}" --pairs "${PAIRS:-16}" > "$RUN/logs/report.log" 2>&1 \
+    --episodes "${EPISODES:-8}" --pairs "${PAIRS:-16}" ${CLIPS:+--clips "$CLIPS"} > "$RUN/logs/report.log" 2>&1 \
     || { say "FAILED report (see $RUN/logs/report.log)"; return 1; }
   "$PY" train/recipes/manifest.py
 }

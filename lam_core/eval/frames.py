@@ -1,0 +1,135 @@
+"""Transfers as a sheet of frames (a PNG), for docs and eyes (paper Fig. 7–8 show transfers the
+same way).
+
+One block per pair, one row per clip, one column per model step (the last frame of each tubelet):
+
+- ``A (source)``: the clip whose latent actions are replayed;
+- ``A, own latents``: A rolled out from its first step with its own IDM latents (what the model
+  reproduces of A at all);
+- ``B (target)``: the clip the actions are replayed on;
+- ``B, own latents``: B rolled out with its own latents (the reference for the transfer);
+- ``B + A's actions``: B rolled out with A's latents (:meth:`LatentActionPipeline.transfer`);
+- ``|diff| ×gain``: where the transfer differs from B's own rollout, amplified.
+
+By default A is a MiniWild validation clip with one agent, a still camera and no distractors
+(:func:`lam_core.eval.fidelity.single_agent_sources`) and B an ordinary validation clip, so what
+should move is known; ``--source`` / ``--target`` take video files instead.
+
+    python -m lam_core.eval.frames --checkpoint assets/checkpoints/sparse-high \
+        --pairs 3 --out docs/img/transfer-frames.png
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lam_core.clip import Clip
+from lam_core.pipeline import LatentActionPipeline
+
+LABEL_WIDTH = 118
+ROW_GAP = 2
+BLOCK_GAP = 10
+
+
+def step_frames(clip: Clip, tubelet: int) -> np.ndarray:
+    """The last frame of each model step: ``(T // tubelet, H, W, 3)``."""
+    return clip.frames[tubelet - 1 :: tubelet]
+
+
+@torch.no_grad()
+def transfer_rows(
+    pipeline: LatentActionPipeline, source: Clip, target: Clip, gain: float = 4.0
+) -> list[tuple[str, np.ndarray]]:
+    """The labelled rows of one pair (see the module docstring), each ``(S, H, W, 3)`` uint8."""
+    tub = pipeline.tubelet
+    out = pipeline.transfer(source, target)
+    own_a = pipeline.transfer(source, source).transferred
+    own_b = pipeline.transfer(target, target).transferred
+    steps = min(len(step_frames(c, tub)) for c in (out.source, out.target, out.transferred, own_b))
+    rows = [
+        ("A (source)", step_frames(out.source, tub)),
+        ("A, own latents", step_frames(own_a, tub)),
+        ("B (target)", step_frames(out.target, tub)),
+        ("B, own latents", step_frames(own_b, tub)),
+        ("B + A's actions", step_frames(out.transferred, tub)),
+    ]
+    rows = [(name, f[:steps]) for name, f in rows]
+    diff = np.abs(rows[4][1].astype(np.float32) - rows[3][1].astype(np.float32)).mean(-1)
+    heat = np.clip(diff * gain, 0, 255).astype(np.uint8)
+    rows.append((f"|diff| x{gain:g}", np.repeat(heat[..., None], 3, axis=-1)))
+    return rows
+
+
+def sheet(blocks: list[list[tuple[str, np.ndarray]]], scale: int = 2, title: str = ""):
+    """Lay out blocks of labelled rows into one ``PIL.Image`` (frames upscaled ``scale``×, nearest)."""
+    from PIL import Image, ImageDraw
+
+    first = blocks[0][0][1]
+    h, w = first.shape[1] * scale, first.shape[2] * scale
+    cols = max(len(f) for block in blocks for _, f in block)
+    top = 22 if title else 4
+    height = top + sum(len(b) * (h + ROW_GAP) for b in blocks) + BLOCK_GAP * (len(blocks) - 1)
+    img = Image.new("RGB", (LABEL_WIDTH + cols * (w + ROW_GAP), height), "white")
+    draw = ImageDraw.Draw(img)
+    if title:
+        draw.text((4, 4), title, fill="black")
+    y = top
+    for block in blocks:
+        for label, frames in block:
+            draw.text((4, y + h // 2 - 6), label, fill="black")
+            for j, frame in enumerate(frames):
+                tile = Image.fromarray(frame).resize((w, h), Image.NEAREST)
+                img.paste(tile, (LABEL_WIDTH + j * (w + ROW_GAP), y))
+            y += h + ROW_GAP
+        y += BLOCK_GAP
+    return img
+
+
+def default_pairs(n: int, seed: int = 0) -> list[tuple[Clip, Clip]]:
+    """``n`` (single-agent source, ordinary target) MiniWild validation pairs."""
+    from lam_core.eval.common import heldout_clips
+    from lam_core.eval.fidelity import single_agent_sources
+
+    return list(zip(single_agent_sources(n, seed), heldout_clips(n, seed_offset=seed)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--checkpoint", default="assets/checkpoints/sparse-high",
+                    help="a pipeline folder (kind latent, with a decoder)")
+    ap.add_argument("--out", required=True, help="the PNG to write")
+    ap.add_argument("--pairs", type=int, default=3, help="MiniWild pairs (ignored with --source)")
+    ap.add_argument("--seed", type=int, default=0, help="selects the MiniWild pairs")
+    ap.add_argument("--source", help="a video file whose actions are replayed")
+    ap.add_argument("--target", help="a video file to replay them on (with --source)")
+    ap.add_argument("--scale", type=int, default=2, help="upscaling of the frames")
+    ap.add_argument("--gain", type=float, default=4.0, help="amplification of the |diff| row")
+    args = ap.parse_args(argv)
+    if bool(args.source) != bool(args.target):
+        ap.error("--source and --target go together")
+    if args.pairs < 1 or args.scale < 1 or args.gain <= 0:
+        ap.error("--pairs and --scale must be ≥ 1 and --gain > 0")
+    pipe = LatentActionPipeline.from_pretrained(args.checkpoint)
+    if not pipe.lam.uses_latents or pipe.decoder is None:
+        ap.error(f"{args.checkpoint} has no latent actions or no decoder: nothing to transfer")
+    if args.source:
+        from lam_core.video import read_video
+
+        pairs = [(read_video(args.source), read_video(args.target))]
+    else:
+        pairs = default_pairs(args.pairs, args.seed)
+    blocks = [transfer_rows(pipe, a, b, args.gain) for a, b in pairs]
+    title = f"{args.checkpoint}: A's latent actions replayed on B (one column per model step)"
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet(blocks, args.scale, title).save(out)
+    print(f"wrote {out} ({len(blocks)} pair(s))")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
