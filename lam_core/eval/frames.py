@@ -65,7 +65,7 @@ def transfer_rows(
 
 
 def sheet(blocks: list[list[tuple[str, np.ndarray]]], scale: int = 2, title: str = ""):
-    """Lay out blocks of labelled rows into one ``PIL.Image`` (frames upscaled ``scale``×, nearest)."""
+    """Lay out blocks of labelled rows into one ``PIL.Image`` (frames upscaled ``scale``×)."""
     from PIL import Image, ImageDraw
 
     first = blocks[0][0][1]
