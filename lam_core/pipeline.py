@@ -440,13 +440,22 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
 
     @torch.no_grad()
     def one_step_errors(
-        self, features: torch.Tensor, actions: torch.Tensor | None = None
+        self,
+        features: torch.Tensor,
+        actions: torch.Tensor | None = None,
+        latents: torch.Tensor | None = None,
     ) -> np.ndarray:
         """Teacher-forced one-step feature L1 per transition ``(T'-1,)`` with IDM latents (or
-        actions / nothing by the model's kind)."""
+        actions / nothing by the model's kind); ``latents`` ``(B, T'-1, D_z)`` replace the IDM's
+        (e.g. shuffled across clips, to measure how much the model uses them)."""
         with self._autocast():
-            out = self.lam(features, actions)
-        return self._step_errors(out.predictions.float(), features[:, 1:])
+            if latents is None:
+                pred = self.lam(features, actions).predictions
+            else:
+                if not self.lam.uses_latents:
+                    raise ValueError(f"a {self.lam.cfg.kind} model takes no latents")
+                pred = self.lam.world_model(features[:, :-1], latents.to(features.dtype))
+        return self._step_errors(pred.float(), features[:, 1:])
 
     @torch.no_grad()
     def leakage(self, a: VideoLike, b: VideoLike, cut: int | None = None) -> LeakageResult:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lam_core.eval import metrics
-from lam_core.eval.capacity import capacity
+from lam_core.eval.capacity import capacity, latent_effect
 from lam_core.eval.common import heldout_clips
 from lam_core.eval.controller import controller_eval
 from lam_core.eval.cycle import cycle
@@ -69,6 +69,15 @@ def test_capacity_of_an_untrained_model_is_the_copy_baseline(clips):
     assert res.clips == 4 and res.horizon == 7 and res.feature_l1_per_step.shape == (7,)
     assert res.feature_l1 == pytest.approx(res.copy_feature_l1, rel=1e-5)
     assert res.one_step_l1 > 0 and res.pixel_l1 is not None and res.decoder_pixel_l1 is not None
+    # AdaLN-zero at init: another clip's latents change nothing
+    assert res.shuffled_one_step_l1 == res.one_step_l1 and latent_effect(res) == 0.0
+
+
+def test_latent_effect_of_a_model_that_uses_its_latents(latent, clips):
+    res = capacity(latent, clips, batch_size=3)  # chunks of 3 and 1: every clip is shuffled
+    assert res.shuffled_one_step_l1 is not None and latent_effect(res) != 0.0
+    assert latent_effect(res) == pytest.approx(res.shuffled_one_step_l1 / res.one_step_l1 - 1)
+    assert latent_effect(capacity(latent, clips[:1])) is None  # nothing to shuffle with
 
 
 def test_capacity_runs_on_the_deterministic_end(clips):

@@ -43,6 +43,9 @@ class CapacityResult:
         clips: clips evaluated; ``context``: real steps given; ``horizon``: steps predicted.
         feature_l1, feature_l1_per_step: rollout error in feature space.
         one_step_l1: teacher-forced one-step feature L1 (every transition sees real past steps).
+        shuffled_one_step_l1: the same with each clip's latents taken from another clip of its
+            batch (None for a deterministic model). ``latent_effect = shuffled / own − 1``: how
+            much the world model uses its latents (0 = not at all).
         pixel_l1, psnr, lpips (+ ``_per_step``): decoded rollout vs the real frames (None without a
             decoder; ``lpips`` None without the LPIPS weights).
         copy_feature_l1, copy_pixel_l1, copy_psnr, copy_lpips: copy-last-frame baseline.
@@ -56,6 +59,7 @@ class CapacityResult:
     feature_l1: float
     feature_l1_per_step: np.ndarray
     one_step_l1: float
+    shuffled_one_step_l1: float | None
     pixel_l1: float | None
     psnr: float | None
     lpips: float | None
@@ -107,8 +111,9 @@ def capacity(
     horizon = steps - context
     if context < 1 or horizon < 1:
         raise ValueError(f"clips of {steps} steps leave no horizon after {context} context steps")
-    roll, copy, one_step, pix, copy_pix, dec_pix = [], [], [], [], [], []
+    roll, copy, one_step, shuffled, pix, copy_pix, dec_pix = [], [], [], [], [], [], []
     chunks = batched(len(video), batch_size)
+    n_shuffled, z_prev = 0, None
     for i, sl in enumerate(chunks):
         x = video[sl]
         s = pipeline.encode(x)
@@ -118,6 +123,12 @@ def capacity(
         roll.append(feature_l1(pred, truth))
         copy.append(feature_l1(s[:, context - 1 : context].expand_as(truth), truth))
         one_step.append(float(pipeline.one_step_errors(s).mean()) * len(x))
+        if z is not None and (len(x) > 1 or z_prev is not None):
+            # each clip gets the latents of its neighbour in the batch (or in the previous one)
+            other = z.roll(1, dims=0) if len(x) > 1 else z_prev[-1:]
+            shuffled.append(float(pipeline.one_step_errors(s, latents=other).mean()) * len(x))
+            n_shuffled += len(x)
+        z_prev = z
         last = x[:, context * tub - 1 : context * tub]
         later = x[:, context * tub :]
         copy_pix.append(pixel_metrics(last.expand_as(later), later))
@@ -139,6 +150,7 @@ def capacity(
         feature_l1=float(roll_a.mean()),
         feature_l1_per_step=roll_a.mean(0),
         one_step_l1=sum(one_step) / len(video),
+        shuffled_one_step_l1=sum(shuffled) / n_shuffled if n_shuffled == len(video) else None,
         pixel_l1=mean_or_none(px_l1),
         psnr=mean_or_none(gather(pix, "psnr")),
         lpips=mean_or_none(px_lp),
@@ -152,3 +164,11 @@ def capacity(
         decoder_pixel_l1=mean_or_none(gather(dec_pix, "pixel_l1")),
         decoder_psnr=mean_or_none(gather(dec_pix, "psnr")),
     )
+
+
+def latent_effect(result: dict | CapacityResult) -> float | None:
+    """``shuffled / own − 1`` of the one-step error (None without latents, e.g. in a report
+    written before this field existed)."""
+    get = result.get if isinstance(result, dict) else lambda k: getattr(result, k, None)
+    own, shuffled = get("one_step_l1"), get("shuffled_one_step_l1")
+    return None if shuffled is None or not own else shuffled / own - 1.0

@@ -5,6 +5,7 @@ paper's own numbers (:mod:`lam_core.eval.paper`)."""
 from __future__ import annotations
 
 from lam_core.eval import paper
+from lam_core.eval.capacity import latent_effect
 from lam_core.eval.metrics import LPIPS_UNAVAILABLE, fmt
 
 CTRL_VS_ZERO = "reach: controller+CEM beats zero action"
@@ -78,6 +79,10 @@ def _arrow(a, b, r=None, digits: int = 3) -> str:
     return f"{fmt(a, digits)} → {fmt(b, digits)} (×{fmt(r, 2, 'n/a')})"
 
 
+def _percent(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:+.1f} %"
+
+
 def _times(r: dict | None) -> str:
     return f"×{fmt(r['ratio'], 2, 'n/a')}" if r else "—"
 
@@ -105,6 +110,7 @@ def _wild_rows(pipes: dict, key) -> dict[str, list[list]]:
             pos = None if ends is None else (ends[0] - c["feature_l1"]) / (ends[0] - ends[1])
             rows["cap"].append([
                 n, p["label"], fmt(c["feature_l1"]), fmt(pos, 2, "—"), fmt(c["one_step_l1"]),
+                _percent(latent_effect(c)),
                 fmt(c["pixel_l1"], missing="n/a"), fmt(c["psnr"], 1, "n/a"), fmt(c["lpips"]),
                 fmt(c["copy_feature_l1"]), fmt(c["copy_pixel_l1"]),
                 fmt(c["decoder_pixel_l1"], missing="n/a"), fmt(real["feature_l1"]) if real else "—",
@@ -185,9 +191,11 @@ def format_tables(rep: dict) -> str:
     parts = [
         head + "\n",
         table(f"Capacity (paper Fig. 4: a plot, no printed numbers) — rollout with IDM latents on "
-              f"MiniWild val; position 0 = deterministic, 1 = unconstrained; {lp}",
-              ["pipeline", "latents", "feat L1", "position", "1-step L1", "pix L1", "PSNR", "LPIPS",
-               "copy feat", "copy pix", "decoder floor pix", "feat L1 (real)"], w["cap"]),
+              f"MiniWild val; position 0 = deterministic, 1 = unconstrained; latent effect = "
+              f"1-step L1 with another clip's latents / own − 1 (0: latents unused); {lp}",
+              ["pipeline", "latents", "feat L1", "position", "1-step L1", "latent effect", "pix L1",
+               "PSNR", "LPIPS", "copy feat", "copy pix", "decoder floor pix", "feat L1 (real)"],
+              w["cap"]),
         table("Table 1 — future leakage: one-step error at the cut, w/o → w/ change "
               "(ours: feature L1; paper: LPIPS on Kinetics)",
               ["pipeline", "ours", "ours (real clips)", "paper"], w["t1"]),
