@@ -378,6 +378,9 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
             source=self.to_clip(x_src[:, :frames]),
             target=self.to_clip(x_tgt[:, :frames]),
             transferred=self._decode_clip(torch.cat([s_tgt[:, :c], pred], dim=1)),
+            target_own=None
+            if own_tgt is None
+            else self._decode_clip(torch.cat([s_tgt[:, :c], own_tgt], dim=1)),
             latents=z_src[0, c - 1 : total].cpu().numpy(),
             source_error=src_err,
             target_error=tgt_err,

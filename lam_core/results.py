@@ -18,6 +18,9 @@ class TransferResult:
         source: the source as the model sees it (resampled, cropped), context + horizon steps.
         target: the target, same length.
         transferred: decoded target context followed by the prediction under the source's latents.
+        target_own: the same rollout under the target's own latents, the reference the transfer
+            is compared with (None when the target is shorter than the prediction, or without a
+            decoder).
         latents: ``(H, D_z)`` source latents that drove the prediction.
         source_error: feature L1 of the source rolled out with its own latents (how well the
             model explains the source).
@@ -30,6 +33,7 @@ class TransferResult:
     source: Clip
     target: Clip
     transferred: Clip
+    target_own: Clip | None
     latents: np.ndarray
     source_error: float
     target_error: float

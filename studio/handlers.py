@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 
 from lam_core import CheckpointError, Clip, LatentActionPipeline
 from lam_core.eval.common import VIDEO_SUFFIXES, heldout_clips
+from lam_core.eval.frames import change_frames
 from lam_core.pipeline import REPO_ROOT
 from lam_core.video import VideoDecodeError
 from studio import plots
@@ -31,6 +32,7 @@ from studio.models import PIPELINES, CheckpointMissing
 log = logging.getLogger(__name__)
 Progress = Callable[..., Any]
 EXAMPLES_DIR = REPO_ROOT / "assets" / "clips"
+CHANGE_GAIN = 4.0  # amplification of the transfer's change panel
 PROGRESS = gr.Progress()  # Gradio fills it in for a parameter whose default is a gr.Progress
 
 TRANSFER_ROWS = (
@@ -130,7 +132,9 @@ def transfer(
         steps: predicted steps; 0 = as many as both clips allow.
 
     Returns:
-        ``(video, numbers)``: an mp4 of source | target | target with the source's actions, and
+        ``(video, numbers)``: an mp4 of source | target | target with the source's actions |
+        target with its own actions | their difference ×``CHANGE_GAIN`` (the last two when the
+        target is as long as the prediction), and
         ``{"source_error", "target_error", "transfer_shift", "context", "steps", "frames", "fps",
         "latents", "checkpoint", "notes"}`` (errors ``None`` where not defined).
     """
@@ -145,11 +149,19 @@ def transfer(
             src, tgt, context=context, steps=steps, progress=as_callback(progress)
         )
         ctx_frames = result.context * pipe.tubelet
-        frames = side_by_side([
+        panels = [
             Panel("source", result.source.frames),
             Panel("target", result.target.frames),
             Panel("target + source's actions", result.transferred.frames, ctx_frames),
-        ])  # fmt: skip
+        ]
+        if result.target_own is not None:  # what the source's actions changed, amplified
+            own = result.target_own.frames
+            panels += [
+                Panel("target + own actions", own, ctx_frames),
+                Panel(f"change x{CHANGE_GAIN:g}", change_frames(result.transferred.frames, own,
+                                                                CHANGE_GAIN)),
+            ]  # fmt: skip
+        frames = side_by_side(panels)
         video = save_video(frames, pipe.fps, "transfer")
         if result.target.num_frames < result.transferred.num_frames:
             notes.append(

@@ -27,6 +27,9 @@ def test_transfer_uses_the_source_actions(video):
     r_self = pipe.transfer(video[1:], video[1:])
     assert not np.array_equal(r1.transferred.frames, r_self.transferred.frames)
     assert r_self.transfer_shift == 0.0  # the target's own latents reproduce its own rollout
+    # target_own is that rollout: B's own, whatever the source
+    assert (r1.target_own.frames == r_self.transferred.frames).all()
+    assert (r_self.target_own.frames == r_self.transferred.frames).all()
 
 
 def test_transfer_accepts_clips_of_any_size_and_fps(pipe):

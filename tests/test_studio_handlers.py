@@ -73,7 +73,8 @@ def test_transfer_returns_video_and_numbers(ckpt, clips):
     clip = read_video(video)
     # 16 frames at 4 fps = 8 steps: 2 context + 6 predicted steps, 2 frames each
     assert clip.num_frames == numbers["frames"] == 16
-    assert clip.size == (media.CAPTION_HEIGHT + media.PANEL, 3 * media.PANEL + 2 * 4)
+    # source | target | transferred | target's own rollout | change
+    assert clip.size == (media.CAPTION_HEIGHT + media.PANEL, 5 * media.PANEL + 4 * 4)
     assert numbers["steps"] == 6 and numbers["context"] == 2
     for key in ("source_error", "target_error", "transfer_shift"):
         assert np.isfinite(numbers[key])
@@ -88,8 +89,9 @@ def test_transfer_steps_and_short_target(ckpt, clips, tmp_path):
     _, numbers = handlers.transfer(*clips, ckpt, context=1, steps=3, progress=None)
     assert numbers["steps"] == 3 and numbers["frames"] == 8
     short = moving_square(tmp_path / "short.mp4", frames=8)
-    _, numbers = handlers.transfer(clips[0], short, ckpt, context=1, steps=7, progress=None)
+    video, numbers = handlers.transfer(clips[0], short, ckpt, context=1, steps=7, progress=None)
     assert numbers["target_error"] is None and numbers["notes"]  # undefined, said so, no NaN
+    assert read_video(video).size[1] == 3 * media.PANEL + 2 * 4  # no own rollout to compare with
 
 
 def test_cycle_and_leakage(ckpt, clips):

@@ -47,8 +47,10 @@ def transfer_rows(
     """The labelled rows of one pair (see the module docstring), each ``(S, H, W, 3)`` uint8."""
     tub = pipeline.tubelet
     out = pipeline.transfer(source, target)
+    if out.target_own is None:
+        raise ValueError("the target is shorter than the source: no own rollout to compare with")
     own_a = pipeline.transfer(source, source).transferred
-    own_b = pipeline.transfer(target, target).transferred
+    own_b = out.target_own
     steps = min(len(step_frames(c, tub)) for c in (out.source, out.target, out.transferred, own_b))
     rows = [
         ("A (source)", step_frames(out.source, tub)),
@@ -58,10 +60,18 @@ def transfer_rows(
         ("B + A's actions", step_frames(out.transferred, tub)),
     ]
     rows = [(name, f[:steps]) for name, f in rows]
-    diff = np.abs(rows[4][1].astype(np.float32) - rows[3][1].astype(np.float32)).mean(-1)
-    heat = np.clip(diff * gain, 0, 255).astype(np.uint8)
-    rows.append((f"|diff| x{gain:g}", np.repeat(heat[..., None], 3, axis=-1)))
+    rows.append((f"|diff| x{gain:g}", change_frames(rows[4][1], rows[3][1], gain)))
     return rows
+
+
+def change_frames(a: np.ndarray, b: np.ndarray, gain: float = 4.0) -> np.ndarray:
+    """Grey frames of ``gain · mean_rgb |a − b|`` (uint8 ``(T, H, W, 3)``): where two videos of
+    the same shape differ, amplified (a transfer's effect is often a few grey levels)."""
+    if a.shape != b.shape:
+        raise ValueError(f"cannot compare videos of shapes {a.shape} and {b.shape}")
+    diff = np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(-1)
+    heat = np.clip(diff * gain, 0, 255).astype(np.uint8)
+    return np.repeat(heat[..., None], 3, axis=-1)
 
 
 def sheet(blocks: list[list[tuple[str, np.ndarray]]], scale: int = 2, title: str = ""):
