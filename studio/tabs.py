@@ -64,7 +64,8 @@ def transfer_tab(checkpoint: gr.Dropdown) -> None:
     """Transfer: two uploads → source | target | transferred video, errors, latents; Cycle."""
     gr.Markdown(
         "Replay the **source**'s latent actions on the **target**: the target keeps its "
-        "first *context* steps, then moves as the source did.",
+        "first *context* steps, then moves as the source did. The last two panels are the "
+        "target under its own actions and the difference (×4): what the source's actions changed.",
         elem_classes="small-note",
     )
     source, target, settings = _inputs(
@@ -80,7 +81,7 @@ def transfer_tab(checkpoint: gr.Dropdown) -> None:
         run = gr.Button("Transfer", variant="primary", elem_id="transfer-run", size="lg")
         cycle_run = gr.Button("Cycle A → B → A", elem_id="cycle-run")
     video = gr.Video(
-        label="source | target | target + source's actions",
+        label="source | target | target + source's actions | target + own actions | change",
         show_label=False,
         elem_id="transfer-output",
         interactive=False,
