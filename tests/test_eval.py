@@ -194,6 +194,14 @@ def test_report_cli_on_two_tiny_pipelines(tmp_path, capsys):
     assert rep["pipelines"]["reach-ac"]["planning_reach"]["episodes"] == 2
     assert (tmp_path / "out" / "plots.html").is_file()
     assert main(["--checkpoints", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    # --only: a subset (to split a long report over processes); no match is an error naming them
+    assert main(["--checkpoints", str(ck), "--out", str(tmp_path / "o2"), "--quick",
+                 "--only", "sparse-*"]) == 0  # fmt: skip
+    assert set(json.loads((tmp_path / "o2" / "report.json").read_text())["pipelines"]) == {
+        "sparse-low"
+    }
+    assert main(["--checkpoints", str(ck), "--out", str(tmp_path / "o3"), "--only", "x*"]) == 2
+    assert "reach-ac, sparse-low" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------ frames

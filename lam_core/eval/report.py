@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fnmatch
 import functools
 import json
 import math
@@ -182,11 +183,14 @@ def run_report(
     device: str | None = None,
     progress: Progress | None = None,
     log=print,
+    only: list[str] | None = None,
 ) -> dict:
     """Run every applicable evaluation on every pipeline under ``checkpoints``.
 
     Args:
         checkpoints: folder holding pipeline folders.
+        only: keep the pipelines whose name matches one of these shell patterns (``"sparse-*"``),
+            e.g. to split a long report over processes.
         clips: optional folder of real videos (an extra column).
         settings: data sizes (default :class:`ReportSettings`).
         device: ``cpu``, ``cuda``, … (default: CUDA when available).
@@ -206,6 +210,14 @@ def run_report(
             f"{checkpoints}: no pipeline folders (config.json with "
             f'"format": "{PIPELINE_FORMAT}") found'
         )
+    if only:
+        names = [name for name, _, _ in found]
+        found = [f for f in found if any(fnmatch.fnmatchcase(f[0], pat) for pat in only)]
+        if not found:
+            raise FileNotFoundError(
+                f"{checkpoints}: no pipeline matches --only {' '.join(only)} (there are: "
+                f"{', '.join(names)})"
+            )
     wild = heldout_clips(s.clips)
     real_cache: dict[float, list] = {}
     out: dict = {
@@ -277,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoints", required=True, help="folder holding pipeline folders")
     ap.add_argument("--out", required=True, help="where report.json and plots.html go")
     ap.add_argument("--clips", help="folder of real videos (an extra column)")
+    ap.add_argument("--only", nargs="+", metavar="PATTERN",
+                    help="only the pipelines whose name matches (shell patterns: 'sparse-*')")
     ap.add_argument("--episodes", type=int, help="planning episodes (paper: 64)")
     ap.add_argument("--pairs", type=int, help="pairs for leakage and cycle")
     ap.add_argument("--quick", action="store_true", help="a smoke run in seconds")
@@ -307,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.device,
                 progress,
                 log=lambda m: bar.write(m, file=sys.stderr),
+                only=args.only,
             )
         except FileNotFoundError as e:
             print(e, file=sys.stderr)
