@@ -2,7 +2,7 @@
 under a directory, printed as the paper's tables beside the paper's numbers.
 
 ``python -m lam_core.eval.report --checkpoints DIR --out DIR [--clips DIR] [--episodes N]
-[--pairs N] [--quick]``
+[--pairs N] [--only PATTERN ...] [--quick]``
 
 Pipeline folders are found by their ``config.json`` (``"format": "lam-studio-pipeline"``); a
 folder's path under DIR is its name. What runs on a pipeline follows from what it is:
