@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     title = f"{args.checkpoint}: A's latent actions replayed on B (one column per model step)"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    sheet(blocks, args.scale, title).save(out)
+    sheet(blocks, args.scale, title).save(out, optimize=True)
     print(f"wrote {out} ({len(blocks)} pair(s))")
     return 0
 

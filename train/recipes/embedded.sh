@@ -18,16 +18,24 @@
 #   4. adapter controllers for reach and drive on the high-capacity sparse LAM
 #   5. export in fp16: every model in $EXPORT into $RUN/export, the $SHIP subset into
 #      assets/checkpoints/ (controllers share ../sparse-high/lam, so ship sparse-high with them)
-#   6. example clips (assets/clips), the report over $RUN/export ($RUN/report), the manifest
+#   6. example clips (assets/clips), the report over $RUN/export ($RUN/report/{wild,worlds}, two
+#      processes), the manifest
 # Measured here (2 shared cores, fp32 — this CPU has no native bf16, where bf16 is ~4× slower):
 # a small-preset LAM step does ~15 clips/s on 2 threads when the machine is idle, ~8–10 clips/s on
 # one thread, and two one-thread runs side by side ~10–16 clips/s together when other work shares
 # the cores (two threads then collapse to ~4 clips/s); the autoencoder is about as costly per clip.
-# Planned: ~13 min autoencoder (8k clips), ~4 min caches, ~55 min world models (10 × 3.6k clips,
-# action baselines cheaper), ~5 min controllers: ~80 min with the cores shared, less when idle.
-# Measured on 2026-11-26 (cores shared with other work the whole time): stages 1–5 took 59 min
-# (autoencoder 26 min, caches 4 min, world models 25 min, controllers + export 4 min); the report
-# (stage 6, 8 planning episodes, 16 pairs) adds about 25 min.
+# Budget: 8k clips for the autoencoder, 400 steps × 24 clips for each MiniWild world model (the
+# regularizer's weight ramps up over the first half: train.reg_warmup_fraction), 300 for the
+# action baselines, 240 × 32 for the controllers.
+# Measured on 2026-11-26 (2 cores, fp32, shared with other work):
+#   autoencoder 26 min, caches 4 min (first run; the second run reused both);
+#   world models 73 min (the 8 MiniWild models ~16–22 min per pair, deterministic 6.5 min,
+#     action baselines 4 min each; a third training ran beside them for ~25 of those minutes);
+#   controllers 6.5 min, export 40 s. Stages 1–5 from scratch: ~110 min.
+#   The report (stage 6: two processes, 4 planning episodes, 12 pairs, the 8 real clips of
+#   ../shared/videos as $CLIPS) took ~N min.
+# Re-running a training gives bit-identical weights (same sha256, checked on lam_sparse_high,
+# interrupted and resumed once).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -161,11 +169,21 @@ export_assets() {
 }
 
 # --------------------------------------------------------------------------- 6. clips, report
+# The report in two processes (one core each): the in-the-wild models, and the reach / drive
+# models whose planning episodes dominate the cost. $CLIPS adds a real-video column.
+report_part() {  # report_part NAME PATTERN...
+  local name=$1; shift
+  OMP_NUM_THREADS=1 "$PY" -m lam_core.eval.report --checkpoints "$RUN/export" \
+    --out "$RUN/report/$name" --only "$@" --episodes "${EPISODES:-4}" --pairs "${PAIRS:-12}" \
+    ${CLIPS:+--clips "$CLIPS"} > "$RUN/logs/report_$name.log" 2>&1 \
+    || { say "FAILED report $name (see $RUN/logs/report_$name.log)"; return 1; }
+  say "report $name: $RUN/report/$name (tables in $RUN/logs/report_$name.log)"
+}
 clips_and_report() {
   "$PY" train/recipes/example_clips.py
-  "$PY" -m lam_core.eval.report --checkpoints "$RUN/export" --out "$RUN/report" \
-    --episodes "${EPISODES:-8}" --pairs "${PAIRS:-16}" ${CLIPS:+--clips "$CLIPS"} > "$RUN/logs/report.log" 2>&1 \
-    || { say "FAILED report (see $RUN/logs/report.log)"; return 1; }
+  report_part wild 'sparse-*' 'noisy-*' 'discrete-*' none deterministic & local a=$!
+  report_part worlds 'action-*' 'controller-*' || { wait "$a"; return 1; }
+  wait "$a"
   "$PY" train/recipes/manifest.py
 }
 
