@@ -33,7 +33,7 @@
 #     action baselines 4 min each; a third training ran beside them for ~25 of those minutes);
 #   controllers 6.5 min, export 40 s. Stages 1–5 from scratch: ~110 min.
 #   The report (stage 6: two processes, 4 planning episodes, 12 pairs, the 8 real clips of
-#   ../shared/videos as $CLIPS) took ~N min.
+#   ../shared/videos as $CLIPS) took 14 min (in-the-wild part; the reach / drive part 5 min).
 # Re-running a training gives bit-identical weights (same sha256, checked on lam_sparse_high,
 # interrupted and resumed once).
 set -euo pipefail
