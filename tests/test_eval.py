@@ -226,5 +226,8 @@ def test_transfer_sheet_rows_and_png(latent, tmp_path):
     out = tmp_path / "sheet.png"
     assert main(["--checkpoint", str(tmp_path / "p"), "--out", str(out), "--pairs", "1"]) == 0
     assert Image.open(out).size[0] > 0
-    with pytest.raises(SystemExit):
-        main(["--checkpoint", str(tmp_path / "p"), "--out", str(out), "--source", "x.mp4"])
+    for bad in (["--checkpoint", str(tmp_path / "p"), "--source", "x.mp4"],  # no --target
+                ["--checkpoint", str(tmp_path / "nowhere")],
+                ["--checkpoint", str(tmp_path / "p"), "--source", "x.mp4", "--target", "y.mp4"]):
+        with pytest.raises(SystemExit):  # argparse's clean error, not a traceback
+            main([*bad, "--out", str(out)])

@@ -108,7 +108,11 @@ def default_pairs(n: int, seed: int = 0) -> list[tuple[Clip, Clip]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m lam_core.eval.frames",
+        description=__doc__,
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
     ap.add_argument("--checkpoint", default="assets/checkpoints/sparse-high",
                     help="a pipeline folder (kind latent, with a decoder)")
     ap.add_argument("--out", required=True, help="the PNG to write")
@@ -123,16 +127,20 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--source and --target go together")
     if args.pairs < 1 or args.scale < 1 or args.gain <= 0:
         ap.error("--pairs and --scale must be ≥ 1 and --gain > 0")
-    pipe = LatentActionPipeline.from_pretrained(args.checkpoint)
-    if not pipe.lam.uses_latents or pipe.decoder is None:
-        ap.error(f"{args.checkpoint} has no latent actions or no decoder: nothing to transfer")
-    if args.source:
-        from lam_core.video import read_video
+    from lam_core.checkpoint import CheckpointError
+    from lam_core.video import VideoDecodeError, read_video
 
-        pairs = [(read_video(args.source), read_video(args.target))]
-    else:
-        pairs = default_pairs(args.pairs, args.seed)
-    blocks = [transfer_rows(pipe, a, b, args.gain) for a, b in pairs]
+    try:
+        pipe = LatentActionPipeline.from_pretrained(args.checkpoint)
+        if not pipe.lam.uses_latents or pipe.decoder is None:
+            ap.error(f"{args.checkpoint} has no latent actions or no decoder: nothing to transfer")
+        if args.source:
+            pairs = [(read_video(args.source), read_video(args.target))]
+        else:
+            pairs = default_pairs(args.pairs, args.seed)
+        blocks = [transfer_rows(pipe, a, b, args.gain) for a, b in pairs]
+    except (CheckpointError, VideoDecodeError, OSError, ValueError) as e:
+        ap.error(str(e))
     title = f"{args.checkpoint}: A's latent actions replayed on B (one column per model step)"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
