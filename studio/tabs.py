@@ -60,6 +60,35 @@ def _inputs(prefix: str, names: tuple[str, str]) -> tuple[gr.Video, gr.Video, gr
     return first, second, settings
 
 
+def _results(
+    video_label: str, name: str, table_label: str, plot_label: str
+) -> tuple[gr.Video, gr.Dataframe, gr.Plot, gr.JSON]:
+    """The output block of a pair handler: the captioned video (``#{name}-output``), the
+    metric table beside a plot, and the numbers as the API returns them."""
+    video = gr.Video(
+        label=video_label,
+        show_label=False,
+        elem_id=f"{name}-output",
+        interactive=False,
+        autoplay=True,
+        loop=True,
+        height=320,
+    )
+    with gr.Row():
+        table = gr.Dataframe(
+            headers=["metric", "value", "meaning"],
+            label=table_label,
+            interactive=False,
+            wrap=True,
+            column_widths=["22%", "14%", "64%"],
+            scale=2,
+        )
+        plot = gr.Plot(label=plot_label, scale=3)
+    with gr.Accordion("numbers as the API returns them (JSON)", open=False):
+        numbers = gr.JSON(label=name)
+    return video, table, plot, numbers
+
+
 def transfer_tab(checkpoint: gr.Dropdown) -> None:
     """Transfer: two uploads → source | target | transferred video, errors, latents; Cycle."""
     gr.Markdown(
@@ -80,27 +109,10 @@ def transfer_tab(checkpoint: gr.Dropdown) -> None:
         )
         run = gr.Button("Transfer", variant="primary", elem_id="transfer-run", size="lg")
         cycle_run = gr.Button("Cycle A → B → A", elem_id="cycle-run")
-    video = gr.Video(
-        label="source | target | target + source's actions | target + own actions | change",
-        show_label=False,
-        elem_id="transfer-output",
-        interactive=False,
-        autoplay=True,
-        loop=True,
-        height=320,
-    )
-    with gr.Row():
-        table = gr.Dataframe(
-            headers=["metric", "value", "meaning"],
-            label="errors",
-            interactive=False,
-            wrap=True,
-            column_widths=["22%", "14%", "64%"],
-            scale=2,
-        )
-        latents_plot = gr.Plot(label="latent actions over time", scale=3)
-    with gr.Accordion("numbers as the API returns them (JSON)", open=False):
-        numbers = gr.JSON(label="transfer")
+    video, table, latents_plot, numbers = _results(
+        "source | target | target + source's actions | target + own actions | change",
+        "transfer", "errors", "latent actions over time",
+    )  # fmt: skip
     run.click(
         handlers.transfer,
         [source, target, checkpoint, context, steps],
@@ -113,27 +125,9 @@ def transfer_tab(checkpoint: gr.Dropdown) -> None:
         "transferred B, apply those to A. A ratio near 1 means the actions survived the "
         "trip (paper Table 2: ×1.03–×1.34)."
     )
-    cycle_video = gr.Video(
-        label="A | A direct | B with A's actions | A cycled",
-        show_label=False,
-        elem_id="cycle-output",
-        interactive=False,
-        autoplay=True,
-        loop=True,
-        height=320,
+    cycle_video, cycle_table, cycle_plot, cycle_numbers = _results(
+        "A | A direct | B with A's actions | A cycled", "cycle", "cycle", "per-step error"
     )
-    with gr.Row():
-        cycle_table = gr.Dataframe(
-            headers=["metric", "value", "meaning"],
-            label="cycle",
-            interactive=False,
-            wrap=True,
-            column_widths=["22%", "14%", "64%"],
-            scale=2,
-        )
-        cycle_plot = gr.Plot(label="per-step error", scale=3)
-    with gr.Accordion("numbers as the API returns them (JSON)", open=False):
-        cycle_numbers = gr.JSON(label="cycle")
     cycle_run.click(
         handlers.cycle,
         [source, target, checkpoint, context],
