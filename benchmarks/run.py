@@ -20,7 +20,8 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-MODULES = ["bench_rollout", "bench_precision", "bench_data", "cache_vs_onthefly", "bench_planning"]
+MODULES = ["bench_rollout", "bench_precision", "bench_idm_merge", "bench_data", "cache_vs_onthefly",
+           "bench_planning"]
 
 
 def timeit(fn, repeat: int = 3, warmup: int = 1) -> float:

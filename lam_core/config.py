@@ -102,6 +102,8 @@ class LAMConfig:
         action_dim: size of real actions (``"action"`` kind).
         token_merge: the world model merges ``k × k`` feature tokens into one (k=1: none); the
             knob that makes CPU rollouts and planning interactive.
+        idm_token_merge: the same for the IDM, which sees every pair of steps (T'-1 pairs of
+            2N tokens per clip: most of a training step's compute at k=1 on the small preset).
         predict_residual: predict ``s_t+1 - s_t`` (the output head starts at zero, so the untrained
             model is the copy-last-frame baseline).
     """
@@ -111,6 +113,7 @@ class LAMConfig:
     grid: int = 8
     action_dim: int = 2
     token_merge: int = 1
+    idm_token_merge: int = 1
     predict_residual: bool = True
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
     idm: TransformerConfig = field(default_factory=lambda: TransformerConfig(128, 2, 4))

@@ -54,6 +54,26 @@ def test_world_model_and_idm_are_frame_causal(regularizer):
         assert not torch.equal(pred3[:, t:], pred[:, t:])
 
 
+def test_merged_idm_is_pair_local_and_sees_every_token():
+    """With ``idm_token_merge`` the latent of transition t still depends on steps t and t+1 only,
+    and on every token of them (the merge regroups tokens, it drops none)."""
+    cfg = get_preset("tiny").lam
+    cfg.idm_token_merge = 2
+    lam = build_component("lam", cfg).eval()
+    feats = torch.randn(2, 5, 16, 48)
+    z = lam.infer_latents(feats)
+    assert z.shape == (2, 4, cfg.latent_dim)
+    for token in range(16):
+        moved = feats.clone()
+        moved[:, 2, token] += 1.0
+        z2 = lam.infer_latents(moved)
+        assert torch.equal(z2[:, [0, 3]], z[:, [0, 3]])
+        assert not torch.equal(z2[:, 1], z[:, 1]) and not torch.equal(z2[:, 2], z[:, 2])
+    with pytest.raises(ValueError, match="idm_token_merge 3"):
+        cfg.idm_token_merge = 3
+        build_component("lam", cfg)
+
+
 def test_encoder_and_decoder_are_frame_causal(pipe, video):
     feats = pipe.encoder(video)
     frames = pipe.decoder(feats)

@@ -127,6 +127,9 @@ def test_unknown_key_and_wrong_type_fail_before_training(tmp_path):
     with pytest.raises(ConfigError, match=r"train\.steps: expected int"):
         lam.main(["--config", str(CONFIGS / "tiny_lam.yaml"), f"train.output_dir={out}",
                   "train.steps=[1]"])
+    with pytest.raises(ConfigError, match=r"lam\.idm_token_merge: must divide the token grid"):
+        lam.main(["--config", str(CONFIGS / "tiny_lam.yaml"), f"train.output_dir={out}",
+                  "lam.idm_token_merge=3"])
     assert not out.exists()  # nothing was started
 
 

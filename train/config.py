@@ -347,6 +347,11 @@ def _check(job: JobConfig) -> None:
         ("data.cache_dtype", d.cache_dtype in ("float16", "bfloat16", "float32"),
          "must be float16, bfloat16 or float32"),
     ]
+    grid = job.lam.grid
+    for key in ("token_merge", "idm_token_merge"):
+        k = getattr(job.lam, key)
+        rules.append((f"lam.{key}", k >= 1 and grid % k == 0,
+                      f"must divide the token grid ({grid} tokens per row)"))
     for key, ok, message in rules:
         if not ok:
             raise ConfigError(f"{key}: {message}")

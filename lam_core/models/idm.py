@@ -1,7 +1,7 @@
 """Inverse dynamics model g(s_t, s_t+1) → one raw latent per transition (paper §3).
 
 A small transformer over the tokens of the two steps (3-D RoPE with time 0 and 1, full attention
-inside the pair), mean-pooled and projected to the regularizer's raw width (D_z, or 2·D_z for the
+inside the pair; optionally ``k × k`` neighbouring tokens merged into one first), mean-pooled and projected to the regularizer's raw width (D_z, or 2·D_z for the
 noisy regularizer's mean and log-variance).
 """
 
@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from lam_core.config import TransformerConfig
-from lam_core.nn import Block, grid_positions
+from lam_core.nn import Block, grid_positions, merge_tokens
 
 
 class InverseDynamics(nn.Module):
@@ -22,12 +22,17 @@ class InverseDynamics(nn.Module):
         grid: tokens per row/column of a step.
         out_dim: raw latent width.
         cfg: transformer shape.
+        merge: tokens merged per row/column before the transformer (1: none).
     """
 
-    def __init__(self, feature_dim: int, grid: int, out_dim: int, cfg: TransformerConfig):
+    def __init__(
+        self, feature_dim: int, grid: int, out_dim: int, cfg: TransformerConfig, merge: int = 1
+    ):
         super().__init__()
-        self.grid = grid
-        self.proj = nn.Linear(feature_dim, cfg.width)
+        if merge < 1 or grid % merge:
+            raise ValueError(f"idm_token_merge {merge} does not divide the token grid {grid}")
+        self.grid, self.merge = grid, merge
+        self.proj = nn.Linear(feature_dim * merge * merge, cfg.width)
         self.blocks = nn.ModuleList(
             Block(cfg.width, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth)
         )
@@ -43,10 +48,12 @@ class InverseDynamics(nn.Module):
         Returns:
             ``(B, T' - 1, out_dim)``; entry t depends only on steps t and t+1.
         """
+        features = merge_tokens(features, self.grid, self.grid, self.merge)
         b, steps, n, d = features.shape
         pairs = torch.stack([features[:, :-1], features[:, 1:]], dim=2)  # B, T'-1, 2, N, D
         x = self.proj(pairs.reshape(b * (steps - 1), 2 * n, d))
-        pos = grid_positions(2, self.grid, self.grid, x.device)
+        g = self.grid // self.merge
+        pos = grid_positions(2, g, g, x.device)
         for blk in self.blocks:
             x = blk(x, pos)
         x = self.norm(x).mean(dim=1)

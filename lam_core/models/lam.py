@@ -55,7 +55,9 @@ class LatentActionModel(nn.Module):
         self.cfg = cfg
         if cfg.kind == "latent":
             self.regularizer = build_regularizer(cfg.regularizer)
-            self.idm = InverseDynamics(cfg.feature_dim, cfg.grid, self.regularizer.raw_dim, cfg.idm)
+            self.idm = InverseDynamics(
+                cfg.feature_dim, cfg.grid, self.regularizer.raw_dim, cfg.idm, cfg.idm_token_merge
+            )
         self.world_model = WorldModel(cfg)
 
     @property
