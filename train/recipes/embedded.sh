@@ -20,20 +20,24 @@
 #      assets/checkpoints/ (controllers share ../sparse-high/lam, so ship sparse-high with them)
 #   6. example clips (assets/clips), the report over $RUN/export ($RUN/report/{wild,worlds}, two
 #      processes), the manifest
-# Measured here (2 shared cores, fp32 — this CPU has no native bf16, where bf16 is ~4× slower):
+# Measured here before the merged IDM (2 shared cores, fp32 — this CPU has no native bf16, where
+# bf16 is ~4× slower):
 # a small-preset LAM step does ~15 clips/s on 2 threads when the machine is idle, ~8–10 clips/s on
 # one thread, and two one-thread runs side by side ~10–16 clips/s together when other work shares
 # the cores (two threads then collapse to ~4 clips/s); the autoencoder is about as costly per clip.
-# Budget: 8k clips for the autoencoder, 400 steps × 24 clips for each MiniWild world model (the
+# Budget: 8k clips for the autoencoder, 600 steps × 24 clips for each MiniWild world model (the
 # regularizer's weight ramps up over the first half: train.reg_warmup_fraction), 300 for the
-# action baselines, 240 × 32 for the controllers.
-# Measured on 2026-11-26 (2 cores, fp32, shared with other work):
-#   autoencoder 26 min, caches 4 min (first run; the second run reused both);
-#   world models 73 min (the 8 MiniWild models ~16–22 min per pair, deterministic 6.5 min,
-#     action baselines 4 min each; a third training ran beside them for ~25 of those minutes);
-#   controllers 6.5 min, export 40 s. Stages 1–5 from scratch: ~110 min.
+# action baselines, 240 × 32 for the controllers. The small preset's IDM works on 2×2-merged tokens
+# like its world model (lam.idm_token_merge: 2), which makes a LAM step 2.3× cheaper
+# (benchmarks/bench_idm_merge.py) and paid for the 600 steps.
+# Measured on 2026-11-26 (2 cores, fp32):
+#   autoencoder 26 min, caches 4 min (first run; later runs reused both);
+#   the 8 MiniWild world models 52.5 min (12–15 min per pair, deterministic 9.5 min), the action
+#     baselines 4 min each (measured in the previous run, reused by this one);
+#   controllers 6 min, export 1 min. Stages 1–5 from scratch: ~98 min.
 #   The report (stage 6: two processes, 4 planning episodes, 12 pairs, the 8 real clips of
-#   ../shared/videos as $CLIPS) took 14 min (in-the-wild part; the reach / drive part 5 min).
+#   ../shared/videos as $CLIPS) took 20.5 min, with a third training sharing the cores (the
+#   reach / drive part 9 min).
 # Re-running a training gives bit-identical weights (same sha256, checked on lam_sparse_high,
 # interrupted and resumed once).
 set -euo pipefail
