@@ -21,7 +21,7 @@ def run(quick: bool = False) -> dict:
         cfg.lam.idm_token_merge = merge
         lam = build_component("lam", cfg.lam)
 
-        def step():
+        def step(lam=lam):
             lam(feats).loss.backward()
             lam.zero_grad(set_to_none=True)
 

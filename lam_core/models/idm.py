@@ -1,8 +1,9 @@
 """Inverse dynamics model g(s_t, s_t+1) → one raw latent per transition (paper §3).
 
 A small transformer over the tokens of the two steps (3-D RoPE with time 0 and 1, full attention
-inside the pair; optionally ``k × k`` neighbouring tokens merged into one first), mean-pooled and projected to the regularizer's raw width (D_z, or 2·D_z for the
-noisy regularizer's mean and log-variance).
+inside the pair; optionally ``k × k`` neighbouring tokens merged into one first), mean-pooled and
+projected to the regularizer's raw width (D_z, or 2·D_z for the noisy regularizer's mean and
+log-variance).
 """
 
 from __future__ import annotations
