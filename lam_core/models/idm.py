@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from lam_core.config import TransformerConfig
-from lam_core.nn import Block, grid_positions, merge_tokens
+from lam_core.nn import Block, grid_positions, merge_tokens, merged_grid
 
 
 class InverseDynamics(nn.Module):
@@ -30,9 +30,8 @@ class InverseDynamics(nn.Module):
         self, feature_dim: int, grid: int, out_dim: int, cfg: TransformerConfig, merge: int = 1
     ):
         super().__init__()
-        if merge < 1 or grid % merge:
-            raise ValueError(f"idm_token_merge {merge} does not divide the token grid {grid}")
         self.grid, self.merge = grid, merge
+        self.merged = merged_grid(grid, merge, "idm_token_merge")
         self.proj = nn.Linear(feature_dim * merge * merge, cfg.width)
         self.blocks = nn.ModuleList(
             Block(cfg.width, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth)
@@ -53,8 +52,7 @@ class InverseDynamics(nn.Module):
         b, steps, n, d = features.shape
         pairs = torch.stack([features[:, :-1], features[:, 1:]], dim=2)  # B, T'-1, 2, N, D
         x = self.proj(pairs.reshape(b * (steps - 1), 2 * n, d))
-        g = self.grid // self.merge
-        pos = grid_positions(2, g, g, x.device)
+        pos = grid_positions(2, self.merged, self.merged, x.device)
         for blk in self.blocks:
             x = blk(x, pos)
         x = self.norm(x).mean(dim=1)

@@ -21,6 +21,7 @@ from lam_core.nn import (
     frame_causal_mask,
     grid_positions,
     merge_tokens,
+    merged_grid,
     split_tokens,
 )
 
@@ -65,9 +66,7 @@ class WorldModel(nn.Module):
         self.cfg = cfg
         wm = cfg.world_model
         k = cfg.token_merge
-        if cfg.grid % k:
-            raise ValueError(f"token_merge {k} does not divide the token grid {cfg.grid}")
-        self.grid = cfg.grid // k
+        self.grid = merged_grid(cfg.grid, k)
         token_dim = cfg.feature_dim * k * k
         self.proj_in = nn.Linear(token_dim, wm.width)
         cond_dim = {"latent": cfg.latent_dim, "action": cfg.action_dim, "deterministic": 0}[

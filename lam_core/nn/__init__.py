@@ -8,7 +8,15 @@ from lam_core.nn.attention import (
     frame_causal_mask,
     grid_positions,
 )
-from lam_core.nn.layers import MLP, Block, merge_tokens, patchify, split_tokens, unpatchify
+from lam_core.nn.layers import (
+    MLP,
+    Block,
+    merge_tokens,
+    merged_grid,
+    patchify,
+    split_tokens,
+    unpatchify,
+)
 
 __all__ = [
     "MLP",
@@ -20,6 +28,7 @@ __all__ = [
     "frame_causal_mask",
     "grid_positions",
     "merge_tokens",
+    "merged_grid",
     "patchify",
     "split_tokens",
     "unpatchify",

@@ -74,6 +74,14 @@ def unpatchify(
     return x.reshape(b, steps * tubelet, c, rows * patch, cols * patch)
 
 
+def merged_grid(grid: int, k: int, name: str = "token_merge") -> int:
+    """Tokens per row after :func:`merge_tokens` with ``k``; ``name`` is the setting's name in
+    the error when ``k`` does not divide ``grid``."""
+    if k < 1 or grid % k:
+        raise ValueError(f"{name} {k} does not divide the token grid {grid}")
+    return grid // k
+
+
 def merge_tokens(x: torch.Tensor, rows: int, cols: int, k: int) -> torch.Tensor:
     """Merge ``k × k`` neighbouring tokens of a grid.
 
