@@ -20,6 +20,7 @@ from torch import nn
 from lam_core.config import (
     COMPONENTS,
     ConfigError,
+    DecoderConfig,
     EncoderConfig,
     config_from_dict,
     config_to_dict,
@@ -36,12 +37,12 @@ class CheckpointError(ValueError):
 
 def build_component(name: str, cfg) -> nn.Module:
     """Build an untrained component from its config."""
-    from lam_core.models import Controller, Decoder, LatentActionModel, build_encoder
+    from lam_core.models import Controller, LatentActionModel, build_decoder, build_encoder
 
     builders = {
         "encoder": build_encoder,
         "lam": LatentActionModel,
-        "decoder": Decoder,
+        "decoder": build_decoder,
         "controller": Controller,
     }
     return builders[name](cfg)
@@ -55,8 +56,11 @@ def component_name(cfg) -> str:
 
 
 def has_weights(cfg) -> bool:
-    """A V-JEPA 2 encoder's weights live at its ``hub_id``, not in our folder."""
-    return not (isinstance(cfg, EncoderConfig) and cfg.kind == "vjepa2")
+    """A V-JEPA 2 encoder's weights live at its ``hub_id``, not in our folder; the patch encoder
+    and decoder have none."""
+    if isinstance(cfg, EncoderConfig):
+        return cfg.kind not in ("vjepa2", "patch")
+    return not (isinstance(cfg, DecoderConfig) and cfg.kind == "patch")
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -71,7 +75,10 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def save_component(
-    module: nn.Module, directory: str | Path, dtype: torch.dtype | None = None
+    module: nn.Module,
+    directory: str | Path,
+    dtype: torch.dtype | None = None,
+    training: dict | None = None,
 ) -> Path:
     """Write ``module`` (which has a ``.cfg``) to ``directory``.
 
@@ -79,6 +86,8 @@ def save_component(
         module: a component with its dataclass config at ``module.cfg``.
         directory: created if missing.
         dtype: cast floating-point weights (e.g. ``torch.float16`` for shipped assets).
+        training: what trained these weights, kept in ``config.json`` under ``"training"``
+            (cumulative ``steps`` and ``clips`` across warm-started runs, the runs themselves).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -88,6 +97,8 @@ def save_component(
         "format_version": FORMAT_VERSION,
         "config": config_to_dict(cfg),
     }
+    if training is not None:
+        meta["training"] = training
     _atomic_write(
         directory / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(meta, indent=2) + "\n")
     )
@@ -102,6 +113,18 @@ def save_component(
             directory / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"})
         )
     return directory
+
+
+def read_training_record(directory: str | Path) -> dict:
+    """The ``"training"`` record of a component's ``config.json`` (``{}`` when there is none:
+    components written before records existed, or never trained)."""
+    path = Path(directory) / CONFIG_NAME
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: cannot read ({e})") from e
+    record = meta.get("training") if isinstance(meta, dict) else None
+    return record if isinstance(record, dict) else {}
 
 
 def read_component_config(directory: str | Path, expected: str | None = None):

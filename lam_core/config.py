@@ -22,12 +22,14 @@ class EncoderConfig:
     """Frozen frame-causal video encoder f (paper §4).
 
     Attributes:
-        kind: ``"tiny"`` (small trainable ViT, the embedded default) or ``"vjepa2"`` (V-JEPA 2 from
-            ``transformers``, loaded from ``hub_id``).
+        kind: ``"patch"`` (exact: the features are the pixels of each patch, nothing to train,
+            any footage is represented exactly; the embedded default), ``"tiny"`` (a small
+            trainable ViT, trained as an autoencoder with its decoder) or ``"vjepa2"`` (V-JEPA 2
+            from ``transformers``, loaded from ``hub_id``; the paper).
         image_size: square input size in pixels (V-JEPA 2: its ``crop_size``).
         patch_size: spatial patch in pixels.
         tubelet: frames per model step.
-        dim: feature width D_enc (V-JEPA 2: its ``hidden_size``).
+        dim: feature width D_enc (V-JEPA 2: its ``hidden_size``; patch: ``tubelet · patch² · 3``).
         depth, heads, mlp_ratio: transformer shape (tiny only).
         hub_id: hub id or local folder of the V-JEPA 2 weights (vjepa2 only).
         fps: frame rate the model expects (paper: 4).
@@ -63,6 +65,10 @@ class RegularizerConfig:
         latent_dim: D_z (paper: 128).
         lambda_l1, lambda_l2, lambda_v, lambda_c, lambda_m: sparse coefficients.
         beta: KL weight of the noisy regularizer.
+        logvar_offset: added to the IDM's raw log-variance (noisy): a negative value starts the
+            posterior nearly deterministic (−5 in the embedded default), so the world model learns
+            to read the latent before the KL weight rises.
+        free_bits: noisy: KL per latent dimension below this many nats costs nothing (0: off).
         codebook_size, commitment, reset_every: discrete (VQ) settings; ``reset_every`` counts
             latents between resets of unused codes.
     """
@@ -75,6 +81,8 @@ class RegularizerConfig:
     lambda_c: float = 0.001
     lambda_m: float = 0.1
     beta: float = 1e-4
+    logvar_offset: float = 0.0
+    free_bits: float = 0.0
     codebook_size: int = 1024
     commitment: float = 0.25
     reset_every: int = 20000
@@ -106,6 +114,23 @@ class LAMConfig:
             2N tokens per clip: most of a training step's compute at k=1 on the small preset).
         predict_residual: predict ``s_t+1 - s_t`` (the output head starts at zero, so the untrained
             model is the copy-last-frame baseline).
+        head: ``"features"`` (predict the next step's features: the paper) or ``"flow"`` (pixel
+            features only, i.e. the ``patch`` encoder: predict a flow field that warps the last
+            frame, plus a fill where the warp has no source pixels; :mod:`lam_core.models.flow`).
+        patch_size: pixels per token side (flow head; derived from the patch encoder).
+        flow_grid: flow vectors per image side (flow head); each merged token predicts
+            ``(flow_grid / merged grid)²`` of them, upsampled bilinearly to every pixel.
+        flow_l1: weight of the mean flow magnitude (pixels) in the loss (flow head): where the
+            pixels do not say how content moved (flat regions) the flow stays at zero.
+        idm_input: ``"pair"`` (a transformer over the tokens of both steps) or ``"difference"``
+            (one token per position holding ``s_t``, ``s_t+1`` and their difference: half the
+            tokens, and small changes stand out).
+        condition_add: besides AdaLN-zero, add the condition's embedding to the tokens of its
+            step (measured: the latent is used sooner).
+        change_weight: the prediction L1 of a token is weighted by ``1 + change_weight · c`` with
+            ``c`` its change ``|s_t+1 − s_t|`` relative to the clip's mean change (0: plain L1).
+            Movers are a few percent of the pixels; this keeps copying the last frame from
+            being nearly optimal.
     """
 
     kind: str = "latent"
@@ -115,6 +140,13 @@ class LAMConfig:
     token_merge: int = 1
     idm_token_merge: int = 1
     predict_residual: bool = True
+    head: str = "features"
+    patch_size: int = 0
+    flow_grid: int = 16
+    flow_l1: float = 0.0
+    idm_input: str = "pair"
+    condition_add: bool = False
+    change_weight: float = 0.0
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
     idm: TransformerConfig = field(default_factory=lambda: TransformerConfig(128, 2, 4))
     world_model: TransformerConfig = field(default_factory=TransformerConfig)
@@ -126,8 +158,14 @@ class LAMConfig:
 
 @dataclass
 class DecoderConfig:
-    """Frame-causal ViT decoder from features to pixels (paper App. A)."""
+    """Frame-causal ViT decoder from features to pixels (paper App. A).
 
+    Attributes:
+        kind: ``"vit"`` (a trained ViT) or ``"patch"`` (the exact inverse of the patch encoder:
+            no weights).
+    """
+
+    kind: str = "vit"
     feature_dim: int = 96
     image_size: int = 64
     patch_size: int = 8

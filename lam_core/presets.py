@@ -1,5 +1,7 @@
-"""Size presets in one registry (like DiT's ``DiT_models``): ``tiny`` for tests, ``small`` for the
-embedded CPU default, ``paper`` for the paper's scale (V-JEPA 2-L features, ViT-L world model).
+"""Size presets in one registry (like DiT's ``DiT_models``): ``tiny`` for tests, ``pixel`` for the
+embedded CPU default (exact pixel patches and a flow head), ``small`` for the previous embedded
+default (a learned tiny encoder, feature head), ``paper`` for the paper's scale (V-JEPA 2-L
+features, ViT-L world model).
 """
 
 from __future__ import annotations
@@ -66,6 +68,18 @@ def _make(
     return PipelineConfig(enc, lam, decoder, controller)
 
 
+def _pixel(size: int, latent_dim: int, idm, wm, merge: int, ctrl_width: int, flow_grid: int):
+    """Exact patches (8 px, one frame per step) + flow head + difference IDM + noisy latents."""
+    enc = EncoderConfig(kind="patch", image_size=size, patch_size=8, tubelet=1, dim=192)
+    cfg = _make(enc, latent_dim, idm, wm, TransformerConfig(), merge, ctrl_width)
+    cfg.decoder.kind = "patch"
+    lam = cfg.lam
+    lam.head, lam.patch_size, lam.flow_grid = "flow", enc.patch_size, flow_grid
+    lam.idm_input, lam.condition_add, lam.predict_residual = "difference", True, True
+    lam.regularizer.kind, lam.regularizer.beta, lam.regularizer.logvar_offset = "noisy", 1e-3, -5.0
+    return cfg
+
+
 PRESETS: dict[str, PipelineConfig] = {
     # Seconds on a CPU: unit tests and smoke runs.
     "tiny": _make(
@@ -77,7 +91,10 @@ PRESETS: dict[str, PipelineConfig] = {
         token_merge=1,
         ctrl_width=48,
     ),
-    # The embedded default: 64×64 frames, 8×8 tokens per step, world model and IDM over 4×4 merged
+    # The pixel design in seconds (tests of the flow head).
+    "tiny-pixel": _pixel(32, 8, TransformerConfig(48, 1, 2), TransformerConfig(48, 2, 2), merge=1,
+                         ctrl_width=48, flow_grid=8),
+    # The previous embedded default: 64×64 frames, 8×8 tokens per step, world model and IDM over 4×4 merged
     # tokens (the merged IDM makes a LAM step 2.3× cheaper, benchmarks/bench_idm_merge.py, at the
     # same validation L1: docs/RESULTS.md).
     "small": _make(
@@ -90,6 +107,13 @@ PRESETS: dict[str, PipelineConfig] = {
         ctrl_width=128,
         idm_token_merge=2,
     ),
+    # The embedded default since round 3: exact 8×8 RGB patches of 64×64 frames, one frame per
+    # step (so any upload is represented: decoding is exact), a world model whose head predicts a
+    # flow that warps the last frame (lam_core.models.flow), an IDM that sees each position's
+    # (s_t, s_t+1, difference), D_z = 16 noisy latents whose posterior starts nearly deterministic.
+    # The design that moved content in measured side experiments (issue 11); docs/RESULTS.md.
+    "pixel": _pixel(64, 16, TransformerConfig(128, 3, 4), TransformerConfig(256, 4, 4), merge=2,
+                    ctrl_width=128, flow_grid=16),
     # The paper (§4, App. A): V-JEPA 2-L at 256 px, ViT-L world model and decoder, D_z = 128.
     "paper": _make(
         EncoderConfig(
@@ -117,7 +141,7 @@ def get_preset(
     """A fresh copy of preset ``name``, optionally with another regularizer or LAM kind.
 
     Args:
-        name: ``tiny``, ``small`` or ``paper``.
+        name: ``tiny``, ``tiny-pixel``, ``pixel``, ``small`` or ``paper``.
         regularizer: ``sparse``, ``noisy``, ``discrete`` or ``none``.
         kind: ``latent``, ``deterministic`` or ``action``.
     """

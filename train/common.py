@@ -445,7 +445,7 @@ class Trainer:
 
 
 def write_final(directory: Path, components: dict[str, nn.Module | Path | None],
-                pipeline: bool = True) -> Path:
+                pipeline: bool = True, training: dict[str, dict] | None = None) -> Path:
     """Write the final model in the hub layout: one folder per component (a module is saved with
     ``save_component``; a folder is copied as it is) and, with ``pipeline``, the pipeline's
     ``config.json`` that ``LatentActionPipeline.from_pretrained`` opens.
@@ -454,6 +454,8 @@ def write_final(directory: Path, components: dict[str, nn.Module | Path | None],
         directory: ``run_dir/final`` (replaced if present).
         components: ``{"encoder": …, "lam": …, "decoder": …, "controller": …}``; None: absent.
         pipeline: write the pipeline config.json (needs an encoder and a LAM).
+        training: ``{component: record}`` kept in that component's config.json (cumulative
+            steps and clips of warm-started runs, see ``lam_core.checkpoint.save_component``).
     """
     from lam_core.checkpoint import save_component
     from lam_core.pipeline import PIPELINE_FORMAT
@@ -466,7 +468,7 @@ def write_final(directory: Path, components: dict[str, nn.Module | Path | None],
         if comp is None:
             names[name] = None
         elif isinstance(comp, nn.Module):
-            save_component(comp, tmp / name)
+            save_component(comp, tmp / name, training=(training or {}).get(name))
             names[name] = name
         else:
             shutil.copytree(comp, tmp / name)

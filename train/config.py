@@ -65,6 +65,8 @@ class RunConfig:
             this share of the steps (0: constant, as the paper). Short runs need it: the
             regularizer otherwise drives the IDM to a constant latent before the world model
             learns to use it (measured on the embedded recipe).
+        reg_warmup_start: LAM job: the regularizer's weight is 0 for this share of the steps,
+            then rises over ``reg_warmup_fraction`` (the latent is read before it is squeezed).
         train_encoder: decoder job: train the tiny encoder together with the decoder (autoencoder).
         lpips_weight, lpips_net: decoder job: loss = L1 + lpips_weight · LPIPS(lpips_net).
     """
@@ -90,6 +92,7 @@ class RunConfig:
     threads: int = 0
     stop_at: int | None = None
     reg_warmup_fraction: float = 0.0
+    reg_warmup_start: float = 0.0
     train_encoder: bool = False
     lpips_weight: float = 1.0
     lpips_net: str = "alex"
@@ -233,10 +236,13 @@ def component_folder(path: str | Path, name: str, required: bool = True) -> Path
 
 
 def parse_cli(argv: list[str] | None = None, description: str = "") -> argparse.Namespace:
-    """``--config recipe.yaml [--resume latest|<step>|<path>] [dotted.key=value ...]``."""
+    """``--config recipe.yaml [--resume latest|<step>|<path>] [--init-from DIR] [key=value …]``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", help="YAML recipe (train/configs/*.yaml)")
     parser.add_argument("--resume", help="latest, a step number, or a checkpoint folder")
+    parser.add_argument("--init-from", dest="init_from",
+                        help="warm start (train/lam.py): the LAM weights of this pipeline or lam "
+                             "folder, e.g. assets/checkpoints/<flagship>; its config must match")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides")
     return parser.parse_args(argv)
 
@@ -300,10 +306,15 @@ def resolve(raw: dict) -> JobConfig:
     merged = _merge(base, raw, "")
     enc, lam, dec, ctrl = (merged[k] for k in ("encoder", "lam", "decoder", "controller"))
     grid = enc["image_size"] // enc["patch_size"]
+    pixels = enc.get("kind") == "patch"
+    if pixels:  # the patch encoder's features are its pixels
+        _set_derived(enc, raw.get("encoder") or {}, "encoder",
+                     {"dim": enc["tubelet"] * enc["patch_size"] ** 2 * 3})
     # keys set explicitly (in the recipe, or by a component's own folder) must agree
     fixed = {name: (base[name] if raw.get(f"{name}_path") else raw.get(name) or {})
              for name in ("lam", "decoder")}
-    _set_derived(lam, fixed["lam"], "lam", {"feature_dim": enc["dim"], "grid": grid})
+    _set_derived(lam, fixed["lam"], "lam", {"feature_dim": enc["dim"], "grid": grid,
+                                             "patch_size": enc["patch_size"] if pixels else 0})
     _set_derived(dec, fixed["decoder"], "decoder",
                  {"feature_dim": enc["dim"], "image_size": enc["image_size"],
                   "patch_size": enc["patch_size"], "tubelet": enc["tubelet"]})
@@ -346,6 +357,19 @@ def _check(job: JobConfig) -> None:
          f"must be a multiple of the tubelet ({job.encoder.tubelet}) covering ≥ 2 steps"),
         ("data.cache_dtype", d.cache_dtype in ("float16", "bfloat16", "float32"),
          "must be float16, bfloat16 or float32"),
+    ]
+    lam = job.lam
+    rules += [
+        ("lam.head", lam.head in ("features", "flow"), "must be features or flow"),
+        ("lam.head", lam.head != "flow" or (job.encoder.kind, job.encoder.tubelet) == ("patch", 1),
+         "flow needs pixel features: encoder.kind patch with encoder.tubelet 1"),
+        ("lam.flow_grid", lam.head != "flow" or (
+            lam.flow_grid % (lam.grid // max(lam.token_merge, 1)) == 0),
+         "must be a multiple of the merged token grid (grid / lam.token_merge)"),
+        ("lam.idm_input", lam.idm_input in ("pair", "difference"), "must be pair or difference"),
+        ("lam.change_weight", lam.change_weight >= 0, "must be ≥ 0"),
+        ("lam.flow_l1", lam.flow_l1 >= 0, "must be ≥ 0"),
+        ("train.reg_warmup_start", 0.0 <= t.reg_warmup_start <= 1.0, "must be in [0, 1]"),
     ]
     grid = job.lam.grid
     for key in ("token_merge", "idm_token_merge"):

@@ -25,6 +25,7 @@ import torch
 
 from lam_core.config import ConfigError
 from lam_core.models import LatentActionModel
+from lam_core.pipeline import resolve_path
 from train.common import Trainer, write_final
 from train.config import JobConfig, load_job_config, parse_cli
 from train.data import features_of, load_frozen_encoder, training_data, validation_batches
@@ -50,14 +51,67 @@ def validation_l1(model: LatentActionModel, val: list[dict[str, torch.Tensor]]) 
     return total / max(n, 1)
 
 
+def regularizer_schedule(run) -> Callable[[int], float]:
+    """The regularizer's weight at a step: 0 for the first ``reg_warmup_start`` share of the
+    steps, then rising linearly to 1 over ``reg_warmup_fraction`` of them."""
+    start, ramp = run.reg_warmup_start * run.steps, run.reg_warmup_fraction * run.steps
+
+    def weight(step: int) -> float:
+        if start > 0 and step <= start:
+            return 0.0
+        return 1.0 if ramp <= 0 else min(1.0, (step - start) / ramp)
+
+    return weight
+
+
+def warm_start(lam: LatentActionModel, folder: str) -> dict:
+    """Load the LAM weights of ``folder`` (a pipeline folder or a lam component) into ``lam``;
+    returns the training record they carry (``{"steps", "clips", "runs"}``, ``{}`` if none).
+
+    Raises:
+        ConfigError: the folder is missing or its LAM config differs from the run's (named keys).
+    """
+    from lam_core.checkpoint import (
+        WEIGHTS_NAME,
+        load_state_checked,
+        read_component_config,
+        read_training_record,
+    )
+    from lam_core.config import config_to_dict
+    from train.config import component_folder
+
+    path = resolve_path(folder)
+    if path is None:
+        raise ConfigError(f"--init-from {folder}: no such folder")
+    comp = component_folder(path, "lam")
+    theirs, ours = config_to_dict(read_component_config(comp, "lam")), config_to_dict(lam.cfg)
+    diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    if diff:
+        raise ConfigError(f"--init-from {comp}: its lam config differs from this run's in "
+                          f"{', '.join('lam.' + k for k in diff)}")
+    load_state_checked(lam, comp / WEIGHTS_NAME)
+    return read_training_record(comp)
+
+
+def training_record(history: dict, run_dir: str, steps: int, clips: int) -> dict:
+    """The cumulative record of a warm-started model: earlier runs plus this one."""
+    runs = [*history.get("runs", []), {"run": run_dir, "steps": steps, "clips": clips}]
+    return {"steps": int(history.get("steps", 0)) + steps,
+            "clips": int(history.get("clips", 0)) + clips, "runs": runs}
+
+
 def train(job: JobConfig, resume: str | None = None,
-          on_step: Callable[[int, dict], None] | None = None) -> Path:
+          on_step: Callable[[int, dict], None] | None = None,
+          init_from: str | None = None) -> Path:
     """Run the job; returns ``run_dir/final`` (a pipeline folder: encoder, lam[, decoder]).
 
     Args:
         job: resolved config.
         resume: ``latest``, a step, or a checkpoint folder.
         on_step: ``on_step(step, logged)`` after every optimiser step.
+        init_from: warm start from the LAM of this pipeline or lam folder (ignored when
+            resuming: the checkpoint holds the weights); the final model's record adds this
+            run's steps and clips to the ones it carries.
     """
     if job.lam.kind == "action" and job.data.source != "world":
         raise ConfigError("lam.kind: 'action' needs real actions: set data.source: world")
@@ -76,19 +130,24 @@ def train(job: JobConfig, resume: str | None = None,
                           f"L1 {baseline:.5f}")
     torch.manual_seed(job.train.seed)
     lam = LatentActionModel(job.lam)
-
-    ramp = job.train.reg_warmup_fraction * job.train.steps
+    history = {}
+    if init_from and not resume:
+        history = warm_start(lam, init_from)
+        trainer.print(f"warm start from {init_from} ({history.get('steps', 0)} steps, "
+                      f"{history.get('clips', 0)} clips seen before)")
+    schedule = regularizer_schedule(job.train)
 
     def step_fn(model, batch):
         with trainer.autocast():
             features = features_of(batch, encoder)
         out = model(features, batch.get("actions"))
-        weight = min(1.0, trainer.step / ramp) if ramp > 0 else 1.0
+        weight = schedule(trainer.step)
         stats = {"prediction_loss": out.prediction_loss.detach(),
                  "regularizer_loss": out.regularizer_loss.detach(), **out.stats}
-        if ramp > 0:
+        if weight < 1.0 or job.train.reg_warmup_fraction > 0:
             stats["regularizer_weight"] = torch.tensor(weight)
-        return out.prediction_loss + weight * out.regularizer_loss, stats
+        loss = out.prediction_loss + weight * out.regularizer_loss
+        return (loss if out.auxiliary_loss is None else loss + out.auxiliary_loss), stats
 
     def evaluate(model):
         return {"val_l1": validation_l1(model, val)}
@@ -96,9 +155,13 @@ def train(job: JobConfig, resume: str | None = None,
     lam = trainer.fit(lam, dataset, step_fn, evaluate if run_eval else None, resume, on_step)
     final = trainer.run_dir / "final"
     if trainer.is_main:
+        clips = job.train.steps * job.train.batch_size * job.train.grad_accum
+        clips *= trainer.accelerator.num_processes
+        record = training_record(history, str(trainer.run_dir), job.train.steps, clips)
         write_final(final, {"encoder": Path(job.encoder_path) if job.encoder_path else encoder,
                             "lam": lam,
-                            "decoder": Path(job.decoder_path) if job.decoder_path else None})
+                            "decoder": Path(job.decoder_path) if job.decoder_path else None},
+                    training={"lam": record})
         trainer.print(f"final pipeline: {final}")
     trainer.finish()
     return final
@@ -106,7 +169,8 @@ def train(job: JobConfig, resume: str | None = None,
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_cli(argv, __doc__.splitlines()[0])
-    train(load_job_config(args.config, args.overrides), resume=args.resume)
+    train(load_job_config(args.config, args.overrides), resume=args.resume,
+          init_from=args.init_from)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Model components of lam_core (paper §3–§4, §7, App. A)."""
 
 from lam_core.models.controller import Controller
-from lam_core.models.decoder import Decoder
-from lam_core.models.encoder import TinyEncoder, VJEPA2Encoder, build_encoder
+from lam_core.models.decoder import Decoder, PatchDecoder, build_decoder
+from lam_core.models.encoder import PatchEncoder, TinyEncoder, VJEPA2Encoder, build_encoder
 from lam_core.models.idm import InverseDynamics
 from lam_core.models.lam import LAMOutput, LatentActionModel
 from lam_core.models.regularizers import (
@@ -24,12 +24,15 @@ __all__ = [
     "LAMOutput",
     "LatentActionModel",
     "NoisyRegularizer",
+    "PatchDecoder",
+    "PatchEncoder",
     "Regularizer",
     "RegularizerOutput",
     "SparseRegularizer",
     "TinyEncoder",
     "VJEPA2Encoder",
     "WorldModel",
+    "build_decoder",
     "build_encoder",
     "build_regularizer",
 ]

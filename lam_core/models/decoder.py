@@ -13,6 +13,35 @@ from lam_core.config import DecoderConfig
 from lam_core.nn import Block, frame_causal_mask, grid_positions, unpatchify
 
 
+class PatchDecoder(nn.Module):
+    """The exact inverse of the patch encoder: patch pixels back into frames (no weights).
+
+    Args:
+        cfg: ``kind="patch"`` decoder config.
+    """
+
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, T', grid², tubelet·p²·3)`` → ``(B, T'·tubelet, 3, H, W)``."""
+        cfg = self.cfg
+        if features.shape[2] != cfg.grid**2:
+            raise ValueError(f"decoder expects {cfg.grid**2} tokens per step, got "
+                             f"{features.shape[2]}")
+        return unpatchify(features, cfg.tubelet, cfg.patch_size, cfg.grid, cfg.grid)
+
+
+def build_decoder(cfg: DecoderConfig) -> nn.Module:
+    """Build the decoder named by ``cfg.kind``."""
+    if cfg.kind == "patch":
+        return PatchDecoder(cfg)
+    if cfg.kind == "vit":
+        return Decoder(cfg)
+    raise ValueError(f"unknown decoder kind {cfg.kind!r}; expected 'vit' or 'patch'")
+
+
 class Decoder(nn.Module):
     """Decoder.
 

@@ -1,7 +1,13 @@
 """Frame-causal video encoders f: clip in [0, 1] → features ``(B, T', N, D_enc)`` (paper §4).
 
-Two encoders share one interface:
+Three encoders share one interface:
 
+* :class:`PatchEncoder` — exact: the features of a step are the pixels of its patches. Nothing is
+  learned, so any footage is represented (decoding is exact, :class:`~lam_core.models.decoder.
+  PatchDecoder`); the embedded default, where a learned encoder trained on procedural scenes
+  turned real uploads into coloured blocks. It departs from the paper, whose world model works on
+  V-JEPA 2 features: on two CPU cores there is no V-JEPA 2, and pixels let the world model move
+  content with a flow head (:mod:`lam_core.models.flow`).
 * :class:`TinyEncoder` — a small trainable ViT (tubelet patches, frame-causal attention with 3-D
   RoPE), trained with the decoder as an autoencoder; the embedded default's encoder.
 * :class:`VJEPA2Encoder` — V-JEPA 2 through ``transformers`` (``VJEPA2Model``), frozen. Each tubelet
@@ -28,6 +34,40 @@ def check_video(video: torch.Tensor, tubelet: int) -> None:
         raise ValueError(
             f"clip has {video.shape[1]} frames, not a multiple of the tubelet size {tubelet}"
         )
+
+
+def patch_feature_dim(cfg: EncoderConfig) -> int:
+    """Feature width of the patch encoder: ``tubelet · patch² · 3``."""
+    return cfg.tubelet * cfg.patch_size**2 * 3
+
+
+class PatchEncoder(nn.Module):
+    """Exact patch features: ``(B, T, 3, H, W)`` in [0, 1] → ``(B, T / tubelet, grid², D)`` with
+    ``D = tubelet · patch² · 3`` pixel values in [0, 1]. Frame causal by construction.
+
+    Args:
+        cfg: ``kind="patch"`` encoder config; ``dim`` must be ``tubelet · patch² · 3``.
+    """
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        if cfg.dim != patch_feature_dim(cfg):
+            raise ValueError(
+                f"a patch encoder with tubelet {cfg.tubelet} and patch {cfg.patch_size} has "
+                f"features of width {patch_feature_dim(cfg)}, but its config says dim={cfg.dim}"
+            )
+        if cfg.image_size % cfg.patch_size:
+            raise ValueError(f"image_size {cfg.image_size} is not a multiple of the patch size "
+                             f"{cfg.patch_size}")
+        self.cfg = cfg
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        check_video(video, cfg.tubelet)
+        if video.shape[-2:] != (cfg.image_size, cfg.image_size):
+            raise ValueError(f"expected {cfg.image_size}×{cfg.image_size} frames, got "
+                             f"{tuple(video.shape[-2:])}")
+        return patchify(video, cfg.tubelet, cfg.patch_size)
 
 
 class TinyEncoder(nn.Module):
@@ -141,8 +181,10 @@ class VJEPA2Encoder(nn.Module):
 
 def build_encoder(cfg: EncoderConfig) -> nn.Module:
     """Build the encoder named by ``cfg.kind``."""
+    if cfg.kind == "patch":
+        return PatchEncoder(cfg)
     if cfg.kind == "tiny":
         return TinyEncoder(cfg)
     if cfg.kind == "vjepa2":
         return VJEPA2Encoder(cfg)
-    raise ValueError(f"unknown encoder kind {cfg.kind!r}; expected 'tiny' or 'vjepa2'")
+    raise ValueError(f"unknown encoder kind {cfg.kind!r}; expected 'patch', 'tiny' or 'vjepa2'")

@@ -1,7 +1,9 @@
 """Inverse dynamics model g(s_t, s_t+1) → one raw latent per transition (paper §3).
 
-A small transformer over the tokens of the two steps (3-D RoPE with time 0 and 1, full attention
-inside the pair; optionally ``k × k`` neighbouring tokens merged into one first), mean-pooled and
+A small transformer over the tokens of the two steps (``input="pair"``: 3-D RoPE with time 0 and
+1, full attention inside the pair) or over one token per position holding ``s_t``, ``s_t+1`` and
+their difference (``input="difference"``: half the tokens, and small changes such as a mover's
+stand out); optionally ``k × k`` neighbouring tokens merged into one first. Mean-pooled and
 projected to the regularizer's raw width (D_z, or 2·D_z for the noisy regularizer's mean and
 log-variance).
 """
@@ -24,15 +26,25 @@ class InverseDynamics(nn.Module):
         out_dim: raw latent width.
         cfg: transformer shape.
         merge: tokens merged per row/column before the transformer (1: none).
+        input: ``"pair"`` or ``"difference"`` (see the module docstring).
     """
 
     def __init__(
-        self, feature_dim: int, grid: int, out_dim: int, cfg: TransformerConfig, merge: int = 1
+        self,
+        feature_dim: int,
+        grid: int,
+        out_dim: int,
+        cfg: TransformerConfig,
+        merge: int = 1,
+        input: str = "pair",
     ):
         super().__init__()
-        self.grid, self.merge = grid, merge
+        if input not in ("pair", "difference"):
+            raise ValueError(f"unknown IDM input {input!r}; expected pair or difference")
+        self.grid, self.merge, self.input = grid, merge, input
         self.merged = merged_grid(grid, merge, "idm_token_merge")
-        self.proj = nn.Linear(feature_dim * merge * merge, cfg.width)
+        width_in = feature_dim * merge * merge * (3 if input == "difference" else 1)
+        self.proj = nn.Linear(width_in, cfg.width)
         self.blocks = nn.ModuleList(
             Block(cfg.width, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth)
         )
@@ -50,9 +62,14 @@ class InverseDynamics(nn.Module):
         """
         features = merge_tokens(features, self.grid, self.grid, self.merge)
         b, steps, n, d = features.shape
-        pairs = torch.stack([features[:, :-1], features[:, 1:]], dim=2)  # B, T'-1, 2, N, D
-        x = self.proj(pairs.reshape(b * (steps - 1), 2 * n, d))
-        pos = grid_positions(2, self.merged, self.merged, x.device)
+        before, after = features[:, :-1], features[:, 1:]
+        if self.input == "difference":  # B·(T'-1), N, 3D
+            x = self.proj(torch.cat([before, after, after - before], -1).reshape(-1, n, 3 * d))
+            pos = grid_positions(1, self.merged, self.merged, x.device)
+        else:
+            pairs = torch.stack([before, after], dim=2)  # B, T'-1, 2, N, D
+            x = self.proj(pairs.reshape(b * (steps - 1), 2 * n, d))
+            pos = grid_positions(2, self.merged, self.merged, x.device)
         for blk in self.blocks:
             x = blk(x, pos)
         x = self.norm(x).mean(dim=1)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lam_core.config import LAMConfig
@@ -27,8 +26,9 @@ class LAMOutput:
         predictions: ``(B, T'-1, N, D)`` ŝ_1 … ŝ_T'-1.
         latents: ``(B, T'-1, D_z)`` (None unless ``kind == "latent"``).
         loss: prediction L1 + regularizer loss.
-        prediction_loss, regularizer_loss: the two parts.
+        prediction_loss, regularizer_loss: the two main parts.
         stats: detached scalars for logging.
+        auxiliary_loss: the rest of ``loss`` (the flow head's ``flow_l1`` term), None if none.
     """
 
     predictions: torch.Tensor
@@ -37,6 +37,21 @@ class LAMOutput:
     prediction_loss: torch.Tensor
     regularizer_loss: torch.Tensor
     stats: dict[str, torch.Tensor] = field(default_factory=dict)
+    auxiliary_loss: torch.Tensor | None = None
+
+
+def prediction_l1(pred: torch.Tensor, features: torch.Tensor, change_weight: float = 0.0):
+    """L1 of ``pred`` ``(B, T'-1, N, D)`` against ``features[:, 1:]``; with ``change_weight`` > 0,
+    each token is weighted by ``1 + change_weight · c`` where ``c`` is its change
+    ``|s_t+1 − s_t|`` over the clip's mean change, normalised so the weights average to 1 (movers
+    are a few percent of the pixels: plain L1 makes copying the last frame nearly optimal)."""
+    error = (pred.float() - features[:, 1:].float()).abs().mean(-1)  # B, T'-1, N
+    if change_weight <= 0:
+        return error.mean()
+    change = (features[:, 1:] - features[:, :-1]).float().abs().mean(-1)  # B, T'-1, N
+    change = change / change.mean(dim=(1, 2), keepdim=True).clamp(min=1e-6)
+    weight = 1 + change_weight * change
+    return (error * weight).sum() / weight.sum()
 
 
 class LatentActionModel(nn.Module):
@@ -56,7 +71,12 @@ class LatentActionModel(nn.Module):
         if cfg.kind == "latent":
             self.regularizer = build_regularizer(cfg.regularizer)
             self.idm = InverseDynamics(
-                cfg.feature_dim, cfg.grid, self.regularizer.raw_dim, cfg.idm, cfg.idm_token_merge
+                cfg.feature_dim,
+                cfg.grid,
+                self.regularizer.raw_dim,
+                cfg.idm,
+                cfg.idm_token_merge,
+                cfg.idm_input,
             )
         self.world_model = WorldModel(cfg)
 
@@ -100,19 +120,21 @@ class LatentActionModel(nn.Module):
             features: ``(B, T', N, D)`` from the frozen encoder.
             actions: ``(B, T'-1, A)`` real actions (``"action"`` kind only).
         """
+        cfg = self.cfg
         cond, reg = self.conditions(features, actions)
-        pred = self.world_model(features[:, :-1], cond)
-        pred_loss = F.l1_loss(pred.float(), features[:, 1:].float())
+        pred, flow = self.world_model.predict(features[:, :-1], cond)
+        pred_loss = prediction_l1(pred, features, cfg.change_weight)
         reg_loss = reg.loss if reg is not None else pred_loss.new_zeros(())
         stats = {k: v for k, v in reg.stats.items() if v.ndim == 0} if reg is not None else {}
-        return LAMOutput(
-            pred,
-            cond if self.uses_latents else None,
-            pred_loss + reg_loss,
-            pred_loss,
-            reg_loss,
-            stats,
-        )
+        aux = None
+        if flow is not None:
+            magnitude = flow.norm(dim=1).mean()
+            stats["flow_px"] = magnitude.detach()
+            if cfg.flow_l1 > 0:
+                aux = cfg.flow_l1 * magnitude
+        loss = pred_loss + reg_loss if aux is None else pred_loss + reg_loss + aux
+        latents = cond if self.uses_latents else None
+        return LAMOutput(pred, latents, loss, pred_loss, reg_loss, stats, aux)
 
     def rollout(
         self,

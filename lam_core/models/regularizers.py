@@ -129,11 +129,16 @@ class NoisyRegularizer(Regularizer):
 
     def forward(self, raw: torch.Tensor) -> RegularizerOutput:
         mu, logvar = raw.chunk(2, dim=-1)
-        logvar = logvar.clamp(-12.0, 8.0)
-        kl = self.kl(mu, logvar).mean()
+        logvar = (logvar + self.cfg.logvar_offset).clamp(-12.0, 8.0)
+        per_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)  # (..., D_z)
+        kl = per_dim.sum(-1).mean()
+        loss = kl
+        if self.cfg.free_bits > 0:  # each dimension's first free_bits nats (batch mean) are free
+            mean_kl = per_dim.reshape(-1, per_dim.shape[-1]).mean(0)
+            loss = (mean_kl - self.cfg.free_bits).clamp(min=0).sum()
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
         stats = {"kl": kl.detach(), "sigma": (0.5 * logvar).exp().detach().mean()}
-        return RegularizerOutput(z, self.cfg.beta * kl, stats)
+        return RegularizerOutput(z, self.cfg.beta * loss, stats)
 
 
 class DiscreteRegularizer(Regularizer):

@@ -2,7 +2,9 @@
 AdaLN-zero conditioning (paper §4, App. A; AdaLN-zero from Peebles & Xie, 2023).
 
 The condition of step t (a latent action z_t, a real action a_t, or nothing for the deterministic
-model) modulates only the tokens of step t. Training uses teacher forcing (:meth:`forward`);
+model) modulates only the tokens of step t. The output head predicts the next step's features
+(the paper) or, on pixel features, a flow that warps the last frame (``head: flow``,
+:mod:`lam_core.models.flow`). Training uses teacher forcing (:meth:`forward`);
 rollouts are autoregressive with a key/value cache (:meth:`rollout`).
 """
 
@@ -14,6 +16,7 @@ import torch
 from torch import nn
 
 from lam_core.config import LAMConfig
+from lam_core.models.flow import FlowComposer, FlowHeadLayout, warp_step
 from lam_core.nn import (
     MLP,
     Attention,
@@ -86,8 +89,16 @@ class WorldModel(nn.Module):
         self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(wm.width, 2 * wm.width))
         nn.init.zeros_(self.final_modulation[-1].weight)
         nn.init.zeros_(self.final_modulation[-1].bias)
-        self.head = nn.Linear(wm.width, token_dim)
-        if cfg.predict_residual:  # untrained model = copy the last step
+        self.flow = None
+        if cfg.head == "flow":  # flow + fill per merged token (lam_core.models.flow)
+            self.flow = FlowHeadLayout(cfg.grid, k, cfg.patch_size, cfg.flow_grid)
+            if self.flow.feature_dim != cfg.feature_dim:
+                raise ValueError(f"the flow head needs RGB patch features of width "
+                                 f"{self.flow.feature_dim}, got feature_dim={cfg.feature_dim}")
+        elif cfg.head != "features":
+            raise ValueError(f"unknown world-model head {cfg.head!r}; expected features or flow")
+        self.head = nn.Linear(wm.width, self.flow.out_dim if self.flow else token_dim)
+        if cfg.predict_residual or self.flow:  # untrained model = copy the last step
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
 
@@ -101,13 +112,15 @@ class WorldModel(nn.Module):
         return self.cond_embed(cond)
 
     def _run(self, features, cond, t0: int, cache: KVCache | None) -> torch.Tensor:
-        """Predict the next step for each of the S given steps (positions from ``t0``)."""
+        """Head outputs ``(B, S, n, out)`` for each of the S given steps (positions from ``t0``)."""
         cfg, k = self.cfg, self.cfg.token_merge
         b, s, _, _ = features.shape
         tokens = merge_tokens(features, cfg.grid, cfg.grid, k)  # B, S, n, k²D
         n = tokens.shape[2]
-        x = self.proj_in(tokens)  # B, S, n, W
         c = self.embed_conditions(cond, b, s)  # B, S, W
+        x = self.proj_in(tokens)  # B, S, n, W
+        if cfg.condition_add:
+            x = x + c[:, :, None]
         pos = grid_positions(s, self.grid, self.grid, x.device, t0=t0)
         past = cache.steps if cache is not None else 0
         mask = frame_causal_mask(s, n, x.device, past_steps=past)
@@ -116,10 +129,26 @@ class WorldModel(nn.Module):
         if cache is not None:
             cache.steps += s
         shift, scale = self.final_modulation(c)[:, :, None].chunk(2, dim=-1)
-        out = self.head(modulate(self.final_norm(x), shift, scale))  # B, S, n, k²D
-        if cfg.predict_residual:
-            out = out + tokens
-        return split_tokens(out, cfg.grid, cfg.grid, k)
+        return self.head(modulate(self.final_norm(x), shift, scale))  # B, S, n, out
+
+    def _next_steps(self, out: torch.Tensor, features: torch.Tensor, composer=None):
+        """Head outputs ``(B, S, n, out)`` and the S steps they start from ``(B, S, N, D)`` → the
+        predicted next steps ``(B, S, N, D)`` and the flow ``(B·S, 2, H, W)`` (None: features
+        head). A :class:`FlowComposer` (rollouts, S = 1) composes the flows from its anchor."""
+        cfg = self.cfg
+        if self.flow is None:
+            if cfg.predict_residual:
+                out = out + merge_tokens(features, cfg.grid, cfg.grid, cfg.token_merge)
+            return split_tokens(out, cfg.grid, cfg.grid, cfg.token_merge), None
+        flow, fill = self.flow.split(out)
+        prev = self.flow.image(features)
+        nxt = composer.step(prev, flow, fill) if composer else warp_step(prev, flow, fill)
+        return self.flow.features(nxt, features.shape[0]).to(features.dtype), flow
+
+    def predict(self, features: torch.Tensor, cond: torch.Tensor | None = None):
+        """Teacher forcing with the flow: ``(ŝ_1 … ŝ_S (B, S, N, D), flow (B·S, 2, H, W) | None)``.
+        See :meth:`forward`."""
+        return self._next_steps(self._run(features, cond, 0, None), features)
 
     def forward(self, features: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher forcing.
@@ -132,7 +161,7 @@ class WorldModel(nn.Module):
         Returns:
             ``(B, S, N, D)``: ŝ_1 … ŝ_S; entry t depends only on steps ≤ t and conditions ≤ t.
         """
-        return self._run(features, cond, 0, None)
+        return self.predict(features, cond)[0]
 
     def rollout(
         self,
@@ -185,20 +214,20 @@ class WorldModel(nn.Module):
                 conds.append(next_cond(last - (c - 1), current))
             return torch.cat(conds[first : last + 1], dim=1) if conds else None
 
+        # flow head: compose the flows from the last real frame (sharp, lam_core.models.flow)
+        composer = FlowComposer(self.flow.image(context[:, -1:])) if self.flow else None
         preds: list[torch.Tensor] = []
-        if use_cache:
-            cache = KVCache()
-            nxt = self._run(context, conditions(0, c - 1, context[:, -1:]), 0, cache)[:, -1:]
-            preds.append(nxt)
-            for i in range(1, horizon):
-                t = c - 1 + i
-                nxt = self._run(nxt, conditions(t, t, nxt), t, cache)
-                preds.append(nxt)
-        else:
-            seq = context
-            for i in range(horizon):
-                t = c - 1 + i
-                nxt = self._run(seq, conditions(0, t, seq[:, -1:]), 0, None)[:, -1:]
-                preds.append(nxt)
-                seq = torch.cat([seq, nxt], dim=1)
+        prev = context[:, -1:]
+        cache = KVCache() if use_cache else None
+        for i in range(horizon):
+            t = c - 1 + i
+            if use_cache:  # the context once, then one new step at a time
+                new = context if i == 0 else prev
+                out = self._run(new, conditions(0 if i == 0 else t, t, prev), t + 1 - new.shape[1],
+                                cache)[:, -1:]
+            else:  # recompute the whole prefix (the reference the cache is tested against)
+                seq = torch.cat([context, *preds], dim=1)
+                out = self._run(seq, conditions(0, t, prev), 0, None)[:, -1:]
+            prev = self._next_steps(out, prev, composer)[0]
+            preds.append(prev)
         return torch.cat(preds, dim=1)
