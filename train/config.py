@@ -33,6 +33,7 @@ from lam_core.config import (
     config_from_dict,
     config_to_dict,
 )
+from lam_core.data.scenes import mixture_weights
 from lam_core.pipeline import PIPELINE_FORMAT
 from lam_core.presets import PRESETS, get_preset
 
@@ -109,6 +110,8 @@ class DataConfig:
         folder: root of the video files (source ``folder``).
         train_clips, val_clips: clips of each split (procedural sources: seeds 0…n-1 and 10⁹+…).
         num_frames: frames per clip (``steps × tubelet``).
+        mixture: source ``miniwild``: weights over its scenes, e.g. ``{pan: 2, movers: 1, wild: 1}``
+            (each item's scene is drawn from them, see lam_core.data.scenes); None: ``wild`` only.
         cache_dir: train from a feature cache of the training split in this folder (built with
             the frozen encoder on first use; its index.json must match the encoder and the data).
         cache_dtype: ``float16``, ``bfloat16`` or ``float32`` (see lam_core.data.cache).
@@ -121,6 +124,7 @@ class DataConfig:
     train_clips: int = 1024
     val_clips: int = 32
     num_frames: int = 16
+    mixture: dict[str, float] | None = None
     cache_dir: str | None = None
     cache_dtype: str = "float16"
     cache_shard_size: int = 1024
@@ -379,6 +383,14 @@ def _check(job: JobConfig) -> None:
     for key, ok, message in rules:
         if not ok:
             raise ConfigError(f"{key}: {message}")
+    if d.mixture is not None:
+        if d.source != "miniwild":
+            raise ConfigError(f"data.mixture: mixes MiniWild scenes, needs source: miniwild "
+                              f"(got {d.source})")
+        try:
+            mixture_weights(d.mixture)
+        except ValueError as e:
+            raise ConfigError(f"data.mixture: {e}") from e
 
 
 def load_job_config(config: str | Path | None, overrides: list[str] | tuple[str, ...] = (),

@@ -36,8 +36,11 @@ def build_dataset(job: JobConfig, split: str) -> Dataset:
     length = d.train_clips if split == "train" else d.val_clips
     if d.source == "miniwild":
         from lam_core.data.miniwild import MiniWildConfig, MiniWildDataset
+        from lam_core.data.scenes import MixtureDataset
 
         cfg = MiniWildConfig(num_frames=d.num_frames, size=enc.image_size, fps=enc.fps)
+        if d.mixture is not None:
+            return MixtureDataset(cfg, d.mixture, length=length, split=split)
         return MiniWildDataset(cfg, length=length, split=split)
     if d.source == "world":
         from lam_core.data.worlds import ActionWorldDataset
@@ -57,6 +60,10 @@ def data_description(job: JobConfig, split: str) -> dict:
             "clips": d.train_clips if split == "train" else d.val_clips}
     if d.source == "world":
         desc["world"] = d.world
+    if d.source == "miniwild" and d.mixture is not None:
+        from lam_core.data.scenes import mixture_weights
+
+        desc["mixture"] = mixture_weights(d.mixture)  # the scenes' probabilities
     if d.source == "folder":
         desc["folder"] = str(Path(d.folder).resolve())
     return desc

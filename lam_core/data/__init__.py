@@ -1,4 +1,5 @@
-"""Data for lam-studio (DESIGN.md §4): MiniWild (procedural in-the-wild video), the action-labeled
+"""Data for lam-studio (DESIGN.md §4): MiniWild (procedural in-the-wild video; its "pan" and
+"movers" scenes and mixtures of scenes in :mod:`lam_core.data.scenes`), the action-labeled
 reach and drive worlds, Push-T recordings (optional gym-pusht, imported on first use) and folders
 of real video files. Everything produces :class:`~lam_core.clip.Clip` objects; the datasets give
 ``(T, 3, H, W)`` float tensors in [0, 1].
@@ -10,6 +11,7 @@ from lam_core.data.folders import VIDEO_EXTENSIONS, VideoFolderDataset, file_spl
 from lam_core.data.miniwild import (
     EMBODIMENTS,
     PHOTOS,
+    SCENES,
     MiniWildConfig,
     MiniWildDataset,
     benchmark,
@@ -17,6 +19,16 @@ from lam_core.data.miniwild import (
     load_photos,
     procedural_texture,
     split_seeds,
+)
+from lam_core.data.scenes import (
+    MOVER_KINDS,
+    PHOTO_SOURCES,
+    MixtureDataset,
+    choose_scene,
+    generate_scene,
+    load_scene_photos,
+    mixture_weights,
+    step_velocities,
 )
 from lam_core.data.worlds import (
     EFFECTOR_COLOR,
@@ -36,26 +48,35 @@ _PUSHT = ("PUSHT_FPS", "denormalize_action", "normalize_action", "record_pusht_c
 __all__ = [
     "EFFECTOR_COLOR",
     "EMBODIMENTS",
+    "MOVER_KINDS",
     "PHOTOS",
+    "PHOTO_SOURCES",
+    "SCENES",
     "VIDEO_EXTENSIONS",
     "WORLD_FPS",
     "ActionWorldDataset",
     "DriveWorld",
     "MiniWildConfig",
     "MiniWildDataset",
+    "MixtureDataset",
     "ReachWorld",
     "VideoFolderDataset",
     "benchmark",
+    "choose_scene",
     "drive_episode",
     "file_split",
     "generate_clip",
+    "generate_scene",
     "load_photos",
+    "load_scene_photos",
     "make_drive_clip",
     "make_reach_clip",
+    "mixture_weights",
     "procedural_texture",
     "reach_episode",
     "rollout_clip",
     "split_seeds",
+    "step_velocities",
     *_PUSHT,
 ]
 

@@ -11,8 +11,9 @@ makes small clips with those traits, rendered directly at the target size with v
 - distractors: an oscillating patch of "leaves" (high-frequency texture moving back and forth),
   global flicker and sensor noise.
 
-Ground truth (agent states, camera) goes to ``clip.meta`` for evaluation only; training never reads
-it.
+Two simpler scenes whose motion changes at random every step live in :mod:`lam_core.data.scenes`
+(``scene="pan"``, ``"movers"``). Ground truth (agent states, camera) goes to ``clip.meta`` for
+evaluation only; training never reads it.
 Coordinates: ``x`` is the column, ``y`` the row, both in pixels; a frame pixel ``(row i, col j)``
 sees the background point ``center + ((j, i) - (size - 1) / 2) / zoom``.
 """
@@ -31,6 +32,7 @@ from lam_core.clip import Clip, frames_to_tensor
 __all__ = [
     "EMBODIMENTS",
     "PHOTOS",
+    "SCENES",
     "MiniWildConfig",
     "MiniWildDataset",
     "benchmark",
@@ -45,6 +47,7 @@ PHOTOS = (
     "hubble_deep_field", "moon", "brick", "grass", "gravel",
 )  # fmt: skip
 EMBODIMENTS = ("disc", "box", "stick", "patch")
+SCENES = ("wild", "pan", "movers")  # "wild": this module; the others: lam_core.data.scenes
 VAL_SEED_START = 10**9  # validation clips use seeds >= this; training seeds stay below
 
 
@@ -71,8 +74,29 @@ class MiniWildConfig:
     noise_probability: float = 0.5
     max_noise: float = 6.0  # standard deviation of sensor noise, in 0-255 units (at most 20)
     canvas: int = 160  # side of a procedural background
+    scene: str = "wild"  # one of SCENES; the fields below are for "pan" and "movers" only
+    # every step draws a new velocity: zero with still_probability, else a uniform direction and a
+    # speed uniform in [min_speed, max_speed] (camera or mover, frame pixels per frame)
+    still_probability: float = 0.2
+    min_speed: float = 0.5
+    max_speed: float = 4.0
+    view: tuple[float, float] = (64.0, 128.0)  # photo pixels across the frame (pan, movers)
+    pan_zoom_probability: float = 0.2  # the pan zooms, log rate <= max_zoom_rate per frame
+    rotation_probability: float = 0.2  # the pan rotates, at most max_rotation degrees per frame
+    max_rotation: float = 2.0
+    scene_noise_probability: float = 0.3  # sensor noise, sigma <= scene_max_noise (0-255 units)
+    scene_max_noise: float = 3.0
+    min_movers: int = 1
+    max_movers: int = 2
+    mover_size: tuple[float, float] = (12.0, 24.0)  # side or diameter of a mover
 
     def __post_init__(self) -> None:
+        if self.scene not in SCENES:
+            raise ValueError(f"scene must be one of {SCENES}, got {self.scene!r}")
+        if not (0 <= self.still_probability <= 1 and 0 <= self.min_speed <= self.max_speed
+                and 1 <= self.min_movers <= self.max_movers and 0 <= self.scene_max_noise <= 20):
+            raise ValueError("need 0 <= still_probability <= 1, 0 <= min_speed <= max_speed, "
+                             "1 <= min_movers <= max_movers and 0 <= scene_max_noise <= 20")
         unknown = set(self.embodiments) - set(EMBODIMENTS)
         if unknown or not self.embodiments:
             raise ValueError(f"embodiments must be a non-empty subset of {EMBODIMENTS}")
@@ -319,9 +343,13 @@ def generate_clip(seed: int, cfg: MiniWildConfig | None = None) -> Clip:
         drawing order, later ones occlude earlier ones: ``kind``, ``color``, per-frame
         ``position`` ``(T, 2)`` xy in frame pixels, ``angle`` ``(T,)`` radians, ``scale`` ``(T,)``
         on-screen size in pixels, ``visible`` ``(T,)`` centre inside the frame) and
-        ``distractors``.
+        ``distractors``. Scenes other than ``"wild"`` come from :mod:`lam_core.data.scenes`.
     """
     cfg = cfg or MiniWildConfig()
+    if cfg.scene != "wild":
+        from lam_core.data.scenes import generate_scene  # imports this module: import here
+
+        return generate_scene(seed, cfg)
     rng = np.random.default_rng(seed)
     n, s, u = cfg.num_frames, cfg.size, cfg.size / 64
 
@@ -416,8 +444,7 @@ def benchmark(n: int = 200, cfg: MiniWildConfig | None = None) -> float:
     Returns:
         clips per second.
     """
-    load_photos()
-    _noise_bank()
+    generate_clip(0, cfg)  # loads the photos and the noise bank
     begin = time.process_time()
     for seed in range(n):
         generate_clip(seed, cfg)
