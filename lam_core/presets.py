@@ -94,9 +94,9 @@ PRESETS: dict[str, PipelineConfig] = {
     # The pixel design in seconds (tests of the flow head).
     "tiny-pixel": _pixel(32, 8, TransformerConfig(48, 1, 2), TransformerConfig(48, 2, 2), merge=1,
                          ctrl_width=48, flow_grid=8),
-    # The previous embedded default: 64×64 frames, 8×8 tokens per step, world model and IDM over 4×4 merged
-    # tokens (the merged IDM makes a LAM step 2.3× cheaper, benchmarks/bench_idm_merge.py, at the
-    # same validation L1: docs/RESULTS.md).
+    # The previous embedded default: 64×64 frames, 8×8 tokens per step, world model and IDM over
+    # 4×4 merged tokens (the merged IDM makes a LAM step 2.3× cheaper,
+    # benchmarks/bench_idm_merge.py, at the same validation L1: docs/RESULTS.md).
     "small": _make(
         EncoderConfig(image_size=64, patch_size=8, dim=96, depth=4, heads=4),
         latent_dim=128,

@@ -23,6 +23,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import torch
 
+from lam_core.checkpoint import build_component
 from lam_core.config import ConfigError
 from lam_core.models import LatentActionModel
 from lam_core.pipeline import resolve_path
@@ -42,12 +43,14 @@ def copy_last_l1(val: list[dict[str, torch.Tensor]]) -> float:
 
 
 def validation_l1(model: LatentActionModel, val: list[dict[str, torch.Tensor]]) -> float:
-    """Teacher-forced one-step feature L1 on the held-out clips (IDM latents, eval mode)."""
+    """Teacher-forced one-step feature L1 on the held-out clips (IDM latents, eval mode); plain
+    L1 whatever the training loss weights (``lam.change_weight``), like the copy-last baseline."""
     total, n = 0.0, 0
     for batch in val:
-        out = model(batch["features"], batch.get("actions"))
-        total += out.prediction_loss.item() * len(batch["features"])
-        n += len(batch["features"])
+        f = batch["features"]
+        out = model(f, batch.get("actions"))
+        total += (out.predictions.float() - f[:, 1:].float()).abs().mean().item() * len(f)
+        n += len(f)
     return total / max(n, 1)
 
 
@@ -158,9 +161,11 @@ def train(job: JobConfig, resume: str | None = None,
         clips = job.train.steps * job.train.batch_size * job.train.grad_accum
         clips *= trainer.accelerator.num_processes
         record = training_record(history, str(trainer.run_dir), job.train.steps, clips)
+        decoder = Path(job.decoder_path) if job.decoder_path else None
+        if decoder is None and job.decoder.kind == "patch":  # exact, nothing to train
+            decoder = build_component("decoder", job.decoder)
         write_final(final, {"encoder": Path(job.encoder_path) if job.encoder_path else encoder,
-                            "lam": lam,
-                            "decoder": Path(job.decoder_path) if job.decoder_path else None},
+                            "lam": lam, "decoder": decoder},
                     training={"lam": record})
         trainer.print(f"final pipeline: {final}")
     trainer.finish()

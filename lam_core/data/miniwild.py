@@ -89,6 +89,7 @@ class MiniWildConfig:
     min_movers: int = 1
     max_movers: int = 2
     mover_size: tuple[float, float] = (12.0, 24.0)  # side or diameter of a mover
+    mover_kinds: tuple[str, ...] = ("disc", "box", "patch")  # lam_core.data.scenes.MOVER_KINDS
 
     def __post_init__(self) -> None:
         if self.scene not in SCENES:
@@ -100,6 +101,8 @@ class MiniWildConfig:
         unknown = set(self.embodiments) - set(EMBODIMENTS)
         if unknown or not self.embodiments:
             raise ValueError(f"embodiments must be a non-empty subset of {EMBODIMENTS}")
+        if not self.mover_kinds or set(self.mover_kinds) - {"disc", "box", "patch"}:
+            raise ValueError("mover_kinds must be a non-empty subset of ('disc', 'box', 'patch')")
         if not 1 <= self.max_noise <= 20:
             raise ValueError(f"max_noise must be in [1, 20], got {self.max_noise}")
         if not 0 <= self.min_agents <= self.max_agents:

@@ -51,6 +51,7 @@ __all__ = [
     "generate_scene",
     "load_scene_photos",
     "mixture_weights",
+    "pan_over",
     "step_velocities",
 ]
 
@@ -219,6 +220,36 @@ def _pan(seed: int, cfg: MiniWildConfig) -> Clip:
     return Clip(frames=frames, fps=cfg.fps, meta=meta)
 
 
+def pan_over(image: np.ndarray, velocity: np.ndarray, size: int = 64, fps: float = 4.0,
+             zoom: float = 1.0) -> Clip:
+    """A camera pan over any image (e.g. a frame of real footage), for evaluations.
+
+    Args:
+        image: ``(H, W, 3)`` uint8, larger than the window (``size / zoom`` pixels plus the path).
+        velocity: ``(T-1, 2)`` the window's steps in frame pixels (content moves by −velocity).
+        size: the frame side.
+        fps: the clip's frame rate.
+        zoom: frame pixels per image pixel.
+
+    Returns:
+        ``T`` frames starting at the image's centre; the window bounces at the image's edges and
+        ``meta["camera"]["velocity"]`` holds the steps it really took (``offset`` their sum).
+    """
+    photo = np.asarray(image, np.float32)
+    h, w = photo.shape[:2]
+    half = size / 2 / zoom + 1
+    if min(h, w) < 2 * half + 2:
+        raise ValueError(f"a {w}×{h} image is too small for a {size} px window at zoom {zoom}")
+    lo, hi = np.array([half, half]), np.array([w - 1 - half, h - 1 - half])
+    center = _bounce(np.array([(w - 1) / 2, (h - 1) / 2]), np.asarray(velocity) / zoom, lo, hi)
+    n = len(center)
+    frames = _render(photo, center, np.full(n, zoom), np.zeros(n), size, False)
+    steps = (np.diff(center, axis=0) * zoom).astype(np.float32)
+    offset = np.concatenate([np.zeros((1, 2), np.float32), np.cumsum(steps, axis=0)])
+    meta = {"generator": "pan_over", "camera": {"velocity": steps, "offset": offset}}
+    return Clip(np.clip(frames + 0.5, 0, 255).astype(np.uint8), fps=fps, meta=meta)
+
+
 def _still_background(rng: np.random.Generator, cfg: MiniWildConfig):
     """``(H, W, 3)`` float32 background of a still camera, its description, centre and zoom."""
     s = cfg.size
@@ -245,7 +276,7 @@ def _movers(seed: int, cfg: MiniWildConfig) -> Clip:
     xs, ys = pix[None, None, :], pix[None, :, None]
     agents = []
     for _ in range(int(rng.integers(cfg.min_movers, cfg.max_movers + 1))):
-        kind = MOVER_KINDS[int(rng.integers(len(MOVER_KINDS)))]
+        kind = cfg.mover_kinds[int(rng.integers(len(cfg.mover_kinds)))]
         half = rng.uniform(*cfg.mover_size) * u / 2
         reach = half * (1.0 if kind == "disc" else math.sqrt(2)) + 0.5  # centre to the last pixel
         lo, hi = reach, max(s - 1 - reach, reach)
