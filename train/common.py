@@ -415,13 +415,31 @@ class Trainer:
                     step % run.eval_every == 0 or step == run.steps):
                 self.evaluate(model, evaluate, step)
             stop = run.stop_at is not None and step >= run.stop_at
-            if step == run.steps or stop or (run.save_every and step % run.save_every == 0):
+            out_of_time = self._out_of_time()
+            if out_of_time and evaluate is not None and run.eval_every and step % run.eval_every:
+                self.evaluate(model, evaluate, step)  # the last step is always evaluated
+            if (step == run.steps or stop or out_of_time
+                    or (run.save_every and step % run.save_every == 0)):
                 self.save_checkpoint(step)
             if stop:
                 self.print(f"stopping at step {step} (train.stop_at); resume with --resume latest")
                 break
+            if out_of_time:
+                self.print(f"stopping at step {step}: train.time_limit_minutes "
+                           f"({run.time_limit_minutes:g}) reached")
+                break
         bar.close()
         return acc.unwrap_model(model)
+
+    def _out_of_time(self) -> bool:
+        """Whether ``train.time_limit_minutes`` has passed (on any rank: all stop together)."""
+        limit = self.run.time_limit_minutes
+        if not limit:
+            return False
+        late = float(time.time() - self.start_time > 60 * limit)
+        if self.accelerator.num_processes > 1:
+            late = self.accelerator.reduce(torch.tensor([late], device=self.device), "sum").item()
+        return late > 0
 
     def evaluate(self, model: nn.Module, evaluate: EvalFn, step: int) -> dict[str, float]:
         """Run ``evaluate`` on the main process (eval mode, no grad) and record its numbers."""

@@ -62,6 +62,8 @@ class RunConfig:
         num_workers: DataLoader workers per process.
         threads: torch CPU threads per process (0: torch's default).
         stop_at: stop after this step as if interrupted (time-boxed runs; resume later).
+        time_limit_minutes: stop (checkpoint, final model) once this much wall time has passed,
+            wherever the schedule is (the GPU recipe's guard; None: no limit).
         reg_warmup_fraction: LAM job: the regularizer's weight rises linearly from 0 to 1 over
             this share of the steps (0: constant, as the paper). Short runs need it: the
             regularizer otherwise drives the IDM to a constant latent before the world model
@@ -92,6 +94,7 @@ class RunConfig:
     num_workers: int = 0
     threads: int = 0
     stop_at: int | None = None
+    time_limit_minutes: float | None = None
     reg_warmup_fraction: float = 0.0
     reg_warmup_start: float = 0.0
     train_encoder: bool = False

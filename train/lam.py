@@ -158,9 +158,10 @@ def train(job: JobConfig, resume: str | None = None,
     lam = trainer.fit(lam, dataset, step_fn, evaluate if run_eval else None, resume, on_step)
     final = trainer.run_dir / "final"
     if trainer.is_main:
-        clips = job.train.steps * job.train.batch_size * job.train.grad_accum
+        steps = trainer.step  # fewer than train.steps after stop_at or the time limit
+        clips = steps * job.train.batch_size * job.train.grad_accum
         clips *= trainer.accelerator.num_processes
-        record = training_record(history, str(trainer.run_dir), job.train.steps, clips)
+        record = training_record(history, str(trainer.run_dir), steps, clips)
         decoder = Path(job.decoder_path) if job.decoder_path else None
         if decoder is None and job.decoder.kind == "patch":  # exact, nothing to train
             decoder = build_component("decoder", job.decoder)

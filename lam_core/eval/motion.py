@@ -164,6 +164,24 @@ class MotionTransferResult:
     estimator: str
 
 
+def real_images(folder, side: int = 128, limit: int | None = None) -> list[np.ndarray]:
+    """The first frame of every readable video in ``folder`` (sorted by name), resized and
+    centre-cropped to ``side × side``: still images to pan over (held-out real footage)."""
+    from pathlib import Path
+
+    from lam_core.eval.common import VIDEO_SUFFIXES
+    from lam_core.video import VideoDecodeError, read_video, resize_center_crop
+
+    images = []
+    for path in sorted(Path(folder).iterdir()):
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            try:
+                images.append(resize_center_crop(read_video(path, max_frames=1).frames, side)[0])
+            except VideoDecodeError:
+                continue
+    return images[:limit]
+
+
 def _random_velocities(rng: np.random.Generator, steps: int, speed: tuple[float, float]):
     angle = rng.uniform(0, 2 * np.pi, steps)
     return rng.uniform(*speed, steps)[:, None] * np.stack([np.cos(angle), np.sin(angle)], 1)
