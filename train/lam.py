@@ -29,7 +29,13 @@ from lam_core.models import LatentActionModel
 from lam_core.pipeline import resolve_path
 from train.common import Trainer, write_final
 from train.config import JobConfig, load_job_config, parse_cli
-from train.data import features_of, load_frozen_encoder, training_data, validation_batches
+from train.data import (
+    data_description,
+    features_of,
+    load_frozen_encoder,
+    training_data,
+    validation_batches,
+)
 
 
 def copy_last_l1(val: list[dict[str, torch.Tensor]]) -> float:
@@ -96,11 +102,13 @@ def warm_start(lam: LatentActionModel, folder: str) -> dict:
     return read_training_record(comp)
 
 
-def training_record(history: dict, run_dir: str, steps: int, clips: int) -> dict:
-    """The cumulative record of a warm-started model: earlier runs plus this one."""
-    runs = [*history.get("runs", []), {"run": run_dir, "steps": steps, "clips": clips}]
+def training_record(history: dict, run_dir: str, steps: int, clips: int, data: dict) -> dict:
+    """The cumulative record of a warm-started model: earlier runs plus this one (``data``: what
+    this run trained on, ``train.data.data_description``)."""
+    run = {"run": run_dir, "steps": steps, "clips": clips, "data": data}
     return {"steps": int(history.get("steps", 0)) + steps,
-            "clips": int(history.get("clips", 0)) + clips, "runs": runs}
+            "clips": int(history.get("clips", 0)) + clips,
+            "runs": [*history.get("runs", []), run]}
 
 
 def train(job: JobConfig, resume: str | None = None,
@@ -161,7 +169,8 @@ def train(job: JobConfig, resume: str | None = None,
         steps = trainer.step  # fewer than train.steps after stop_at or the time limit
         clips = steps * job.train.batch_size * job.train.grad_accum
         clips *= trainer.accelerator.num_processes
-        record = training_record(history, str(trainer.run_dir), steps, clips)
+        record = training_record(history, str(trainer.run_dir), steps, clips,
+                                 data_description(job, "train"))
         decoder = Path(job.decoder_path) if job.decoder_path else None
         if decoder is None and job.decoder.kind == "patch":  # exact, nothing to train
             decoder = build_component("decoder", job.decoder)

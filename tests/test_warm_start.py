@@ -1,0 +1,88 @@
+"""Training that continues across runs: --init-from loads the weights and adds to the record,
+a mismatched config is refused by key, the regularizer's delayed warm-up, the time limit, and the
+export that ships the metrics of every run (tiny-pixel preset, seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate.state import AcceleratorState, GradientState
+
+from lam_core import ConfigError, LatentActionPipeline
+from lam_core.checkpoint import read_training_record
+from train import lam
+from train.config import RunConfig, load_job_config
+from train.export import export
+
+CONFIG = Path(__file__).resolve().parents[1] / "train" / "configs" / "tiny_pixel_lam.yaml"
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+def run(out: Path, *overrides: str, init_from: str | None = None) -> Path:
+    job = load_job_config(CONFIG, [f"train.output_dir={out}", "train.eval_every=0", *overrides])
+    return lam.train(job, init_from=init_from)
+
+
+def test_warm_start_continues_the_weights_and_the_record(tmp_path):
+    first = run(tmp_path / "a", "train.steps=3")
+    record = read_training_record(first / "lam")
+    assert record["steps"] == 3 and record["clips"] == 6
+    assert record["runs"][0]["data"]["mixture"] == {"wild": 1 / 3, "pan": 1 / 3, "movers": 1 / 3}
+    before = LatentActionPipeline.from_pretrained(first).lam.state_dict()
+
+    # zero steps of learning rate: the warm-started model is the first one, exactly
+    job = load_job_config(CONFIG, [f"train.output_dir={tmp_path / 'b'}", "train.eval_every=0",
+                                   "train.steps=2", "train.lr_muon=0", "train.lr_adamw=0",
+                                   "train.weight_decay=0", "train.seed=7"])
+    second = lam.train(job, init_from=str(first))
+    after = LatentActionPipeline.from_pretrained(second).lam.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    record = read_training_record(second / "lam")
+    assert record["steps"] == 5 and record["clips"] == 10 and len(record["runs"]) == 2
+
+
+def test_warm_start_refuses_another_design_by_key(tmp_path):
+    first = run(tmp_path / "a", "train.steps=1")
+    with pytest.raises(ConfigError, match=r"lam\.flow_grid"):
+        run(tmp_path / "b", "train.steps=1", "lam.flow_grid=4", init_from=str(first))
+    with pytest.raises(ConfigError, match="no such folder"):
+        run(tmp_path / "c", "train.steps=1", init_from=str(tmp_path / "missing"))
+
+
+def test_regularizer_waits_then_rises():
+    weight = lam.regularizer_schedule(RunConfig(steps=100, reg_warmup_start=0.3,
+                                                reg_warmup_fraction=0.2))
+    assert [weight(s) for s in (1, 30, 31, 40, 50, 80)] == [0, 0, 0.05, 0.5, 1, 1]
+    plain = lam.regularizer_schedule(RunConfig(steps=100))
+    assert plain(1) == plain(100) == 1
+    ramp = lam.regularizer_schedule(RunConfig(steps=100, reg_warmup_fraction=0.5))
+    assert ramp(25) == 0.5 and ramp(60) == 1
+
+
+def test_time_limit_stops_with_a_final_model(tmp_path):
+    final = run(tmp_path / "a", "train.steps=1000", "train.time_limit_minutes=0.0001")
+    assert read_training_record(final / "lam")["steps"] == 1
+    assert (tmp_path / "a" / "checkpoints" / "1").is_dir()
+
+
+def test_export_ships_the_curves_of_every_run(tmp_path):
+    first = run(tmp_path / "a", "train.steps=3", "train.log_every=1")
+    shipped = export(first, tmp_path / "assets" / "m", metrics=tmp_path / "a" / "metrics.jsonl")
+    second = run(tmp_path / "b", "train.steps=2", "train.log_every=1", init_from=str(shipped))
+    export(second, shipped, metrics=tmp_path / "b" / "metrics.jsonl",
+           previous=shipped / "metrics.jsonl")
+    steps = [json.loads(x)["step"] for x in (shipped / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5]  # the second run continues after the first
+    record = read_training_record(shipped / "lam")
+    assert record["steps"] == 5 and len(record["runs"]) == 2
