@@ -8,9 +8,10 @@ Pipeline folders are found by their ``config.json`` (``"format": "lam-studio-pip
 folder's path under DIR is its name. What runs on a pipeline follows from what it is:
 
 - no world (in-the-wild LAMs, e.g. ``sparse-low``, ``deterministic``, ``none``): capacity
-  (Fig. 4) and leakage (Table 1); with latents also cycle (Table 2), sampling (Fig. S1) and
-  transfer fidelity; on MiniWild validation clips, and on ``--clips`` real videos as an extra
-  column.
+  (Fig. 4) and leakage (Table 1); with latents also cycle (Table 2), sampling (Fig. S1),
+  transfer fidelity and motion transfer (MiniWild movers; camera pans over stills of the
+  ``--clips`` videos, :mod:`lam_core.eval.motion`); on MiniWild validation clips, and on
+  ``--clips`` real videos as an extra column (with how exactly the representation keeps them).
 - a world (``"world"`` in its ``config.json``, else ``reach`` / ``drive`` / ``pusht`` as a word of
   its name, e.g. ``reach-controller``, ``reach-ac``): the controller evaluation (Tables S1/S2 left,
   latents + controller) and the planning protocol of that world (Tables S1/S2 right; a world model
@@ -44,6 +45,7 @@ from lam_core.eval.cycle import cycle
 from lam_core.eval.fidelity import transfer_fidelity
 from lam_core.eval.leakage import leakage
 from lam_core.eval.metrics import lpips_available
+from lam_core.eval.motion import camera_motion_transfer, mover_motion_transfer, real_images
 from lam_core.eval.planning import (
     DRIVE_CEM,
     REACH_CEM,
@@ -70,6 +72,7 @@ class ReportSettings:
     sampling_n: int = 512
     umap: bool = True
     fidelity_pairs: int = 16
+    motion_pairs: int = 24
     controller_clips: int = 32
     reach_cem: CEMConfig = dataclasses.field(default_factory=lambda: REACH_CEM)
     drive_cem: CEMConfig = dataclasses.field(default_factory=lambda: DRIVE_CEM)
@@ -86,6 +89,7 @@ class ReportSettings:
             sampling_n=48,
             umap=False,
             fidelity_pairs=2,
+            motion_pairs=2,
             controller_clips=4,
             reach_cem=CEMConfig(samples=24, elites=4, iterations=2),
             drive_cem=CEMConfig(samples=16, elites=4, iterations=1, horizon=1),
@@ -137,7 +141,21 @@ def to_jsonable(obj):
     return obj
 
 
-def _jobs(pipe: LatentActionPipeline, world: str | None, s: ReportSettings, wild, real):
+def representation(pipe: LatentActionPipeline, clips: list, progress=None) -> dict:
+    """PSNR (dB) of decoding the true features of real clips against the clips at the model's
+    resolution: how well the representation keeps real footage (inf: exact)."""
+    from lam_core.eval.metrics import psnr
+
+    values = []
+    for clip in clips:
+        x = pipe.to_tensor(clip)
+        values.append(float(psnr(pipe.decode(pipe.encode(x)), x).mean()))
+    return {"psnr": float(np.mean(values)), "min_psnr": float(np.min(values)),
+            "clips": len(values)}
+
+
+def _jobs(pipe: LatentActionPipeline, world: str | None, s: ReportSettings, wild, real,
+          images=None):
     """``[(key, fn)]`` of the evaluations that apply to ``pipe``; ``fn(progress=...)`` runs one."""
     kind, jobs = pipe.lam.cfg.kind, []
 
@@ -152,10 +170,16 @@ def _jobs(pipe: LatentActionPipeline, world: str | None, s: ReportSettings, wild
                 add(f"leakage{suffix}", leakage, clips, **pairs)
                 if kind == "latent":
                     add(f"cycle{suffix}", cycle, clips, **pairs)
+        if real is not None and pipe.decoder is not None:
+            add("representation_real", representation, real)
         if kind == "latent":
             add("sampling", sampling, n=s.sampling_n, seed=s.seed, umap=s.umap)
             if pipe.decoder is not None:
                 add("fidelity", transfer_fidelity, n_pairs=s.fidelity_pairs, seed=s.seed)
+                add("motion_mover", mover_motion_transfer, n_pairs=s.motion_pairs, seed=s.seed)
+                if images:
+                    add("motion_camera_real", camera_motion_transfer, images,
+                        n_pairs=s.motion_pairs, seed=s.seed)
     if world is not None:
         if kind == "latent" and pipe.controller is not None:
             add("controller", controller_eval, world, n_clips=s.controller_clips, seed=s.seed)
@@ -243,17 +267,20 @@ def run_report(
             has_controller=pipe.controller is not None,
             has_decoder=pipe.decoder is not None,
         )
-        real = None
+        real = images = None
         if clips is not None:
             if pipe.fps not in real_cache:
                 real_cache[pipe.fps] = read_clips(clips, pipe.fps)
             real = real_cache[pipe.fps] or None
+            if "images" not in real_cache:  # stills to pan over (camera-motion transfer)
+                real_cache["images"] = real_images(clips)
+            images = real_cache["images"] if len(real_cache["images"]) >= 2 else None
         world = entry["world"]
         why = _pusht_missing() if world == "pusht" else None
         if why:
             entry["skipped"] = why
             log(f"{name}: {why}")
-        jobs = [] if why else _jobs(pipe, world, s, wild, real)
+        jobs = [] if why else _jobs(pipe, world, s, wild, real, images)
         if not jobs and not why:
             entry["note"] = "no applicable evaluation (a world pipeline needs a controller)"
         for j, (key, fn) in enumerate(jobs):

@@ -35,6 +35,7 @@ def checks(rep: dict) -> list[dict]:
             add(None if r is None else passes(r), check, f"{name}: ×{fmt(r, 2, 'n/a')}")
             if p.get("label") == "none" and r is not None:  # no information limit: not judged
                 out[-1].update(status="INFO", detail=out[-1]["detail"] + " (unconstrained)")
+    motion_checks(pipes, add)
     reach = {n: r for n, p in pipes.items() if (r := _ok(p, "planning_reach"))}
     ac = [r["metrics"]["delta"] for n, r in reach.items() if pipes[n].get("kind") == "action"]
     ctrl = {n: r for n, r in reach.items() if pipes[n].get("kind") == "latent"}
@@ -48,6 +49,65 @@ def checks(rep: dict) -> list[dict]:
         else:
             add(None, CTRL_VS_AC, "no action-conditioned reach pipeline")
     return out
+
+
+def motion_checks(pipes: dict, add) -> None:
+    """The visible-transfer targets: camera pans on real footage (cosine ≥ 0.8, magnitude
+    0.7–1.3, a still target drifts ≤ 0.1 px/step, B's own latents unrelated to A's motion), a
+    MiniWild mover (own rollout cosine ≥ 0.6, transfer cosine ≥ 0.5 with magnitude ≥ 0.5, the
+    estimator ≥ 0.8 on real frames), sharper than copying the first frame, and a representation
+    that keeps real footage (≥ 24 dB)."""
+    for name, p in pipes.items():
+        cam, mov, rep = (_ok(p, k, {}).get("metrics", _ok(p, k, {}))
+                         for k in ("motion_camera_real", "motion_mover", "representation_real"))
+        if rep.get("psnr") is not None:
+            add(rep["psnr"] >= 24, "real footage decodes at ≥ 24 dB", f"{name}: "
+                f"{rep['psnr']:.1f} dB (100 = exact)")
+        if cam:
+            c, m = cam["transfer_cosine"], cam["transfer_magnitude_ratio"]
+            add(c >= 0.8 and 0.7 <= m <= 1.3, "real pans: transfer cosine ≥ 0.8, magnitude "
+                "0.7–1.3", f"{name}: {c:.2f} / {m:.2f} (estimator on real frames: "
+                f"{cam['real_cosine']:.2f} / {cam['real_magnitude_ratio']:.2f})")
+            add(cam["still_drift_px"] <= 0.1, "real pans: a still target drifts ≤ 0.1 px/step",
+                f"{name}: {cam['still_drift_px']:.3f} px/step")
+            add(abs(cam["control_cosine"]) <= 0.3, "real pans: B's own latents unrelated to A's "
+                "motion (|cosine| ≤ 0.3)", f"{name}: {cam['control_cosine']:.2f}")
+            add(cam["self_psnr"] > cam["self_psnr_copy"], "real pans: 7-step rollout sharper "
+                "than copying (PSNR)", f"{name}: {cam['self_psnr']:.2f} vs "
+                f"{cam['self_psnr_copy']:.2f} dB")
+        if mov:
+            add(mov["real_cosine"] >= 0.8, "MiniWild mover: estimator ≥ 0.8 on real frames",
+                f"{name}: {mov['real_cosine']:.2f}")
+            add(mov["self_cosine"] >= 0.6, "MiniWild mover: own rollout cosine ≥ 0.6",
+                f"{name}: {mov['self_cosine']:.2f} (magnitude {mov['self_magnitude_ratio']:.2f})")
+            c, m = mov["transfer_cosine"], mov["transfer_magnitude_ratio"]
+            add(c >= 0.5 and m >= 0.5, "MiniWild mover: transfer cosine ≥ 0.5, magnitude ≥ 0.5",
+                f"{name}: {c:.2f} / {m:.2f}")
+            add(mov["self_psnr"] > mov["self_psnr_copy"], "MiniWild mover: 7-step rollout "
+                "sharper than copying (PSNR)", f"{name}: {mov['self_psnr']:.2f} vs "
+                f"{mov['self_psnr_copy']:.2f} dB")
+
+
+def motion_rows(pipes: dict, key) -> list[list]:
+    """Rows of the motion-transfer table: per pipeline and protocol, cosine / magnitude of the
+    estimator on real frames, A's own rollout, the transfer and the control, drift, PSNRs."""
+    rows = []
+    for name in sorted(pipes, key=key):
+        for what, label in (("motion_camera_real", "real pans"),
+                            ("motion_mover", "MiniWild mover")):
+            r = _ok(pipes[name], what)
+            if not r:
+                continue
+            m = r["metrics"]
+
+            def pair(prefix: str, m=m) -> str:
+                return f"{m[prefix + '_cosine']:.2f} / {m[prefix + '_magnitude_ratio']:.2f}"
+
+            drift = f"{m['still_drift_px']:.3f}" if "still_drift_px" in m else "—"
+            rows.append([name, label, pair("real"), pair("self"), pair("transfer"),
+                         pair("control"), drift,
+                         f"{m['self_psnr']:.1f} / {m['self_psnr_copy']:.1f}"])
+    return rows
 
 
 def format_checks(rep: dict) -> str:
@@ -222,6 +282,16 @@ def format_tables(rep: dict) -> str:
         table("Transfer fidelity (beyond the paper) — cosine / magnitude ratio / location error "
               "px; 'real' and 'self' calibrate the estimator",
               ["pipeline", "transfer A→B", "A's own rollout", "A's real frames"], w["fid"]),
+        table("Motion transfer (beyond the paper; lam_core.eval.motion) — per-step cosine / "
+              "magnitude ratio against A's true motion: the estimator on A's real frames, A's own "
+              "rollout, B driven by A's latents, B's own rollout (control: should be unrelated); "
+              "drift of a still target px/step; 7-step rollout PSNR / copying the first frame",
+              ["pipeline", "protocol", "real", "own", "transfer", "control", "drift",
+               "PSNR / copy"], motion_rows(pipes, key)),
+        table("Representation — decoding the true features of the real clips (dB, 100 = exact)",
+              ["pipeline", "PSNR", "min PSNR", "clips"],
+              [[n, f"{r['psnr']:.1f}", f"{r['min_psnr']:.1f}", r["clips"]]
+               for n in sorted(pipes, key=key) if (r := _ok(pipes[n], "representation_real"))]),
     ]  # fmt: skip
     notes = [f"{n}: {k} failed: {v['failed']}" for n, p in pipes.items() for k, v in p.items()
              if isinstance(v, dict) and "failed" in v]  # fmt: skip
