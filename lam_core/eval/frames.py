@@ -11,12 +11,14 @@ One block per pair, one row per clip, one column per model step (the last frame 
 - ``B + A's actions``: B rolled out with A's latents (:meth:`LatentActionPipeline.transfer`);
 - ``|diff| ×gain``: where the transfer differs from B's own rollout, amplified.
 
-By default A is a MiniWild validation clip with one agent, a still camera and no distractors
-(:func:`lam_core.eval.fidelity.single_agent_sources`) and B an ordinary validation clip, so what
-should move is known; ``--source`` / ``--target`` take video files instead.
+By default A and B are held-out MiniWild clips of one disc on a still background
+(``--scene mover``; ``wild``: a single-agent clip onto an ordinary one; ``pan``: camera pans
+over stills of real videos), so what should move is known; ``--source`` / ``--target`` take
+video files instead.
 
-    python -m lam_core.eval.frames --checkpoint assets/checkpoints/sparse-high \
-        --pairs 3 --out docs/img/transfer-frames.png
+    python -m lam_core.eval.frames --pairs 3 --out docs/img/transfer-frames.png
+    python -m lam_core.eval.frames --scene pan --images ../shared/videos --out pans.png
+    python -m lam_core.eval.frames --source bear.mp4 --target cat.mp4 --out real.png
 """
 
 from __future__ import annotations
@@ -99,12 +101,45 @@ def sheet(blocks: list[list[tuple[str, np.ndarray]]], scale: int = 2, title: str
     return img
 
 
-def default_pairs(n: int, seed: int = 0) -> list[tuple[Clip, Clip]]:
-    """``n`` (single-agent source, ordinary target) MiniWild validation pairs."""
-    from lam_core.eval.common import heldout_clips
-    from lam_core.eval.fidelity import single_agent_sources
+def default_pairs(n: int, seed: int = 0, scene: str = "mover", images: str | None = None,
+                  steps: int = 7, fps: float = 4.0) -> list[tuple[Clip, Clip]]:
+    """``n`` held-out pairs whose motion is known.
 
-    return list(zip(single_agent_sources(n, seed), heldout_clips(n, seed_offset=seed)))
+    Args:
+        n: pairs.
+        seed: selects them.
+        scene: ``"mover"`` (a MiniWild disc on a still background onto another), ``"wild"`` (a
+            single-agent MiniWild clip onto an ordinary one) or ``"pan"`` (random camera pans
+            over stills of the videos in ``images``, as :mod:`lam_core.eval.motion` measures).
+        images: a folder of videos (``pan`` only).
+        steps: predicted steps (``mover`` and ``pan``).
+        fps: the clips' frame rate (the model's).
+    """
+    if scene == "wild":
+        from lam_core.eval.common import heldout_clips
+        from lam_core.eval.fidelity import single_agent_sources
+
+        return list(zip(single_agent_sources(n, seed), heldout_clips(n, seed_offset=seed)))
+    from lam_core.eval import motion
+
+    if scene == "mover":
+        sources = motion.single_mover_clips(n, 700_000 + 1000 * seed, steps, fps=fps)
+        return list(zip(sources, motion.single_mover_clips(n, 800_000 + 1000 * seed, steps,
+                                                           fps=fps)))
+    if scene != "pan" or not images:
+        raise ValueError("scene must be mover, wild or pan (pan needs a folder of videos)")
+    from lam_core.data.scenes import pan_over
+
+    stills = motion.real_images(images)
+    if len(stills) < 2:
+        raise ValueError(f"{images}: need two readable videos to pan over")
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for _ in range(n):
+        a, b = rng.choice(len(stills), 2, replace=False)
+        va, vb = (motion.random_velocities(rng, steps, (1.5, 3.0)) for _ in range(2))
+        pairs.append((pan_over(stills[a], va, fps=fps), pan_over(stills[b], vb, fps=fps)))
+    return pairs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,13 +148,19 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawTextHelpFormatter,
     )
-    ap.add_argument("--checkpoint", default="assets/checkpoints/sparse-high",
+    ap.add_argument("--checkpoint", default="assets/checkpoints/pixel-noisy",
                     help="a pipeline folder (kind latent, with a decoder)")
     ap.add_argument("--out", required=True, help="the PNG to write")
-    ap.add_argument("--pairs", type=int, default=3, help="MiniWild pairs (ignored with --source)")
-    ap.add_argument("--seed", type=int, default=0, help="selects the MiniWild pairs")
+    ap.add_argument("--pairs", type=int, default=3, help="pairs (ignored with --source)")
+    ap.add_argument("--scene", default="mover", choices=["mover", "wild", "pan"],
+                    help="held-out pairs: MiniWild discs, MiniWild agents, or pans over stills "
+                         "of the videos in --images")
+    ap.add_argument("--images", help="a folder of videos to pan over (--scene pan)")
+    ap.add_argument("--seed", type=int, default=0, help="selects the pairs")
     ap.add_argument("--source", help="a video file whose actions are replayed")
     ap.add_argument("--target", help="a video file to replay them on (with --source)")
+    ap.add_argument("--seconds", type=float, default=2.0,
+                    help="how much of --source / --target to use (the model's fps)")
     ap.add_argument("--scale", type=int, default=2, help="upscaling of the frames")
     ap.add_argument("--gain", type=float, default=4.0, help="amplification of the |diff| row")
     args = ap.parse_args(argv)
@@ -135,9 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         if not pipe.lam.uses_latents or pipe.decoder is None:
             ap.error(f"{args.checkpoint} has no latent actions or no decoder: nothing to transfer")
         if args.source:
-            pairs = [(read_video(args.source), read_video(args.target))]
+            frames = max(2, round(args.seconds * pipe.fps))
+            pairs = [(read_video(args.source, fps=pipe.fps, max_frames=frames),
+                      read_video(args.target, fps=pipe.fps, max_frames=frames))]
         else:
-            pairs = default_pairs(args.pairs, args.seed)
+            pairs = default_pairs(args.pairs, args.seed, args.scene, args.images, fps=pipe.fps)
         blocks = [transfer_rows(pipe, a, b, args.gain) for a, b in pairs]
     except (CheckpointError, VideoDecodeError, OSError, ValueError) as e:
         ap.error(str(e))

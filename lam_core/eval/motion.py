@@ -182,7 +182,8 @@ def real_images(folder, side: int = 128, limit: int | None = None) -> list[np.nd
     return images[:limit]
 
 
-def _random_velocities(rng: np.random.Generator, steps: int, speed: tuple[float, float]):
+def random_velocities(rng: np.random.Generator, steps: int, speed: tuple[float, float]):
+    """``(steps, 2)`` velocities: a uniform direction and a speed in ``speed`` at every step."""
     angle = rng.uniform(0, 2 * np.pi, steps)
     return rng.uniform(*speed, steps)[:, None] * np.stack([np.cos(angle), np.sin(angle)], 1)
 
@@ -228,7 +229,7 @@ def camera_motion_transfer(
         ia = i % len(images)
         ib = (ia + 1 + (i // len(images)) % (len(images) - 1)) % len(images)
         rng = np.random.default_rng([seed, i])
-        va, vb = (_random_velocities(rng, steps, speed) for _ in range(2))
+        va, vb = (random_velocities(rng, steps, speed) for _ in range(2))
         a = pan_over(images[ia], va, size, fps)
         b = pan_over(images[ib], vb, size, fps)
         ideal = pan_over(images[ib], a.meta["camera"]["velocity"], size, fps)
