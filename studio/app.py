@@ -16,7 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 import gradio as gr
 import torch
 
-from studio import latent, tabs
+from studio import control, latent, tabs, tabs_control
 from studio.media import MAX_FRAMES, MAX_SECONDS
 from studio.models import PIPELINES, checkpoint_choices, describe
 
@@ -59,7 +59,9 @@ def checkpoint_info(name: str | None) -> str:
 
 
 def build_app(checkpoint: str | None = None) -> gr.Blocks:
-    """The studio's Blocks; ``checkpoint`` (a folder or hub id) is listed first and chosen."""
+    """The studio's Blocks; ``checkpoint`` (a folder or hub id) is listed first and chosen, else
+    the flagship (:func:`studio.models.default_checkpoint`). The Control tab opens on
+    ``checkpoint`` if it has a controller, else on the first shipped checkpoint that has one."""
     choices = checkpoint_choices(checkpoint)
     default = choices[0] if choices else None
     with gr.Blocks(title="lam-studio", delete_cache=DELETE_CACHE) as demo:
@@ -85,7 +87,8 @@ def build_app(checkpoint: str | None = None) -> gr.Blocks:
             with gr.Tab("Latent space", id="latent"):
                 tabs.latent_tab(chosen, choices)
             with gr.Tab("Control", id="control"):
-                tabs.control_tab(demo, chosen)
+                driven = control.control_checkpoint(choices, checkpoint)
+                tabs_control.control_tab(demo, chosen, choices, driven)
             with gr.Tab("Training", id="training"):
                 tabs.training_tab(demo)
     return demo

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -22,6 +23,7 @@ import plotly.graph_objects as go
 import torch
 
 from lam_core import LatentActionPipeline
+from lam_core.checkpoint import CheckpointError, read_training_record
 from lam_core.data.worlds import DriveWorld, ReachWorld
 from lam_core.eval.planning import (
     DRIVE_CEM,
@@ -39,7 +41,7 @@ from lam_core.planning import cem
 from studio import plots
 from studio.handlers import PROGRESS, Progress, as_callback, bad_input, user_errors
 from studio.media import Panel, filmstrip, save_video, side_by_side
-from studio.models import PIPELINES
+from studio.models import PIPELINES, has_controller, pipeline_components
 
 WORLDS = {"reach": ReachWorld, "drive": DriveWorld}
 MAX_STEPS = 24
@@ -48,6 +50,13 @@ ARROWS = {  # world → button → action
     "drive": {"↑": (1.0, 0.0), "↓": (-1.0, 0.0), "←": (0.6, -1.0), "→": (0.6, 1.0)},
 }
 ACTION_LABELS = {"reach": ("dx", "dy"), "drive": ("forward", "turn")}
+DEFAULT_WORLD = "reach"
+NO_CONTROLLER = (
+    "⚠ no shipped checkpoint has a controller, so nothing can be driven with real actions here: "
+    "train one with `train/controller.py` (e.g. `--config "
+    "train/configs/pixel_controller_reach.yaml`), or type a pipeline folder whose config names a "
+    "controller into this tab's checkpoint box."
+)
 HELP = {
     "reach": "reach: a fixed camera; the magenta cross moves by (dx, dy) ∈ [-1, 1]² (1 = 6 px).",
     "drive": "drive: an egocentric camera over a photo; (forward, turn) ∈ [-1, 1]² "
@@ -70,6 +79,41 @@ class ControlState:
     actions: list[tuple[float, float]] = field(default_factory=list)
     real: list[np.ndarray] = field(default_factory=list)
     model: list[np.ndarray] = field(default_factory=list)
+
+
+def controller_world(name: str | None) -> str | None:
+    """The world a pipeline's controller was trained in: its training record's ``data.world``,
+    else a world named in the folder's name (``controller-drive``), else None (unknown)."""
+    folder = pipeline_components(name).get("controller")
+    if folder is None:
+        return None
+    try:
+        runs = read_training_record(folder).get("runs") or []
+    except CheckpointError:
+        runs = []
+    for run in reversed(runs):
+        world = (run.get("data") or {}).get("world") if isinstance(run, dict) else None
+        if world in WORLDS:
+            return world
+    named = [w for w in WORLDS if w in Path(str(name)).name]
+    return named[0] if len(named) == 1 else None
+
+
+def control_checkpoint(choices: list[str], preferred: str | None = None) -> str | None:
+    """The checkpoint the Control tab opens on: ``preferred`` (``--checkpoint``) when its config
+    names a controller, else the first of ``choices`` that does (one trained in
+    :data:`DEFAULT_WORLD` first, then one whose world is unknown, then the others); None when
+    none has a controller."""
+    if preferred and has_controller(preferred):
+        return preferred
+    rank = {DEFAULT_WORLD: 0, None: 1}
+    driven = [c for c in choices if has_controller(c)]
+    return min(driven, key=lambda c: rank.get(controller_world(c), 2), default=None)
+
+
+def start_world(checkpoint: str | None) -> str:
+    """The world the Control tab opens in: the one the checkpoint's controller knows."""
+    return controller_world(checkpoint) or DEFAULT_WORLD
 
 
 def _world(name: str, seed: int):
@@ -155,11 +199,29 @@ def control_reset(
 def control_start(
     checkpoint: str | None, world: str, seed: float
 ) -> tuple[ControlState | None, np.ndarray | None, np.ndarray | None, str]:
-    """:func:`control_reset` for page load: problems go to the status line, not to an error."""
+    """:func:`control_reset` for page load and a changed checkpoint: problems go to the status
+    line, not to an error."""
+    if not (checkpoint or "").strip():
+        return None, None, None, NO_CONTROLLER
     try:
         return control_reset(checkpoint, world, seed)
     except gr.Error as e:
         return None, None, None, f"⚠ {e.message}"
+
+
+def control_switch(
+    checkpoint: str | None, world: str, seed: float
+) -> tuple[str, ControlState | None, np.ndarray | None, np.ndarray | None, str]:
+    """Another checkpoint in the Control tab: move to the world its controller knows (else stay
+    in ``world``) and start over; returns the world, then as :func:`control_start`."""
+    world = controller_world(checkpoint) or world
+    return (world, *control_start(checkpoint, world, seed))
+
+
+def follow_checkpoint(checkpoint: str | None):
+    """The studio's checkpoint, chosen above the tabs, for the Control tab's box when it has a
+    controller; otherwise the Control tab keeps its own (``gr.skip()``)."""
+    return checkpoint if has_controller(checkpoint) else gr.skip()
 
 
 def control_step(

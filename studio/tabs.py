@@ -1,4 +1,5 @@
-"""The five tabs of the studio as Gradio components wired to the handler modules.
+"""The Transfer, Leakage, Latent space and Training tabs as Gradio components wired to the handler
+modules (the Control tab, which has its own checkpoint box, is in :mod:`studio.tabs_control`).
 
 Each ``*_tab`` function is called inside a ``gr.Tab`` of :func:`studio.app.build_app`. Output
 videos carry their captions in the frames, so their Gradio labels are hidden (the label box would
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio import control, handlers, latent, training
+from studio import handlers, latent, models, training
 
 # Gradio's Plot has no select event (only change), so a click on a Plotly point is bridged in the
 # browser: the point's customdata (its index) goes into the "point index" box, then "Show point".
@@ -97,6 +98,8 @@ def transfer_tab(checkpoint: gr.Dropdown) -> None:
         "target under its own actions and the difference (×4): what the source's actions changed.",
         elem_classes="small-note",
     )
+    trained = gr.Markdown(models.trained_on(checkpoint.value), elem_id="transfer-trained-on")
+    checkpoint.change(models.trained_on, checkpoint, trained, api_visibility="private")
     source, target, settings = _inputs(
         "transfer", ("source (whose actions)", "target (whose scene)")
     )
@@ -238,101 +241,14 @@ def latent_tab(checkpoint: gr.Dropdown, choices: list[str]) -> None:
     )
 
 
-def control_tab(demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
-    """Control: real actions through the controller, one world-model step each; CEM planning."""
+def training_tab(demo: gr.Blocks) -> None:
+    """Training: runs and their curves (the shipped models' own among them), the launch command
+    of a recipe, a background CPU run."""
     gr.Markdown(
-        "Drive the world model with **real actions** through the checkpoint's controller "
-        "(one world-model step per action) next to the real world receiving the same "
-        "action, or let **CEM** plan towards the goal frame of the seed's episode.",
+        "Runs under the folder below and the shipped models' own training curves "
+        "(`shipped: …`, from their `metrics.jsonl` in `assets/checkpoints/`).",
         elem_classes="small-note",
     )
-    state = gr.State()
-    with gr.Row():
-        with gr.Column(scale=1, min_width=280):
-            world = gr.Radio(list(control.WORLDS), value="reach", label="world")
-            seed = gr.Number(0, label="start frame (seed)", precision=0)
-            reset = gr.Button("Reset", elem_id="control-reset")
-            with gr.Row(elem_classes="arrows"):
-                gr.HTML("")
-                up = gr.Button("↑", elem_id="control-up")
-                gr.HTML("")
-            with gr.Row(elem_classes="arrows"):
-                left = gr.Button("←", elem_id="control-left")
-                down = gr.Button("↓", elem_id="control-down")
-                right = gr.Button("→", elem_id="control-right")
-            first = gr.Slider(-1, 1, value=0.5, step=0.05, label="action[0]: dx")
-            second = gr.Slider(-1, 1, value=0.0, step=0.05, label="action[1]: dy")
-            apply = gr.Button("Apply this action", variant="primary", elem_id="control-apply")
-        with gr.Column(scale=3):
-            status = gr.Markdown()
-            view = gr.Image(
-                label="now", show_label=False, interactive=False, elem_id="control-view", height=300
-            )
-            strip = gr.Image(
-                label="rollout so far (last 8 steps)",
-                show_label=False,
-                interactive=False,
-                height=240,
-            )
-    outputs = [state, view, strip, status]
-    reset_inputs = [checkpoint, world, seed]
-    for event in (reset.click, world.change, seed.submit):
-        event(control.control_reset, reset_inputs, outputs, api_visibility="private")
-    world.change(control.action_sliders, world, [first, second], api_visibility="private")
-    demo.load(control.control_start, reset_inputs, outputs, api_visibility="private")
-    step_inputs = [state, checkpoint, world, seed]
-    apply.click(
-        control.control_step, [*step_inputs, first, second], outputs, api_visibility="private"
-    )
-    for button in (up, down, left, right):
-        button.click(
-            lambda s, c, w, sd, b=button.value: control.control_step(
-                s, c, w, sd, *control.arrow(w, b)
-            ),
-            step_inputs,
-            outputs,
-            api_visibility="private",
-        )
-
-    gr.Markdown(
-        "### Plan towards a goal\nReach: the DROID protocol (H = 3 actions, K = 10 elites);"
-        " drive: the RECON protocol (one action repeated over H = 8). Fewer samples or "
-        "iterations plan faster."
-    )
-    with gr.Row():
-        samples = gr.Slider(
-            20, 600, value=300, step=20, label="N samples per iteration", elem_id="control-samples"
-        )
-        iterations = gr.Slider(
-            1, 20, value=15, step=1, label="I iterations", elem_id="control-iterations"
-        )
-        plan = gr.Button("Plan", variant="primary", elem_id="control-plan", scale=0, min_width=140)
-    with gr.Row():
-        plan_video = gr.Video(
-            elem_id="control-plan-output",
-            label="goal | planned rollout (model) | plan replayed (real world)",
-            show_label=False,
-            interactive=False,
-            autoplay=True,
-            loop=True,
-            height=300,
-            scale=3,
-        )
-        with gr.Column(scale=2):
-            plan_summary = gr.Markdown()
-            cost = gr.Plot(label="CEM cost")
-    with gr.Accordion("plan (JSON)", open=False):
-        plan_numbers = gr.JSON(label="plan")
-    plan.click(
-        control.control_plan,
-        [checkpoint, world, seed, samples, iterations],
-        [plan_video, cost, plan_summary, plan_numbers],
-        api_name="plan",
-    )
-
-
-def training_tab(demo: gr.Blocks) -> None:
-    """Training: runs and their curves, the launch command of a recipe, a background CPU run."""
     with gr.Row():
         folder = gr.Textbox("runs", label="runs folder", scale=3)
         refresh = gr.Button("Refresh", scale=0, min_width=120)
@@ -357,10 +273,11 @@ def training_tab(demo: gr.Blocks) -> None:
         "`--cpu --num_processes 2` silently starts one."
     )
     recipes = training.recipes()
+    default = training.default_recipe(recipes)
     with gr.Row():
         recipe = gr.Dropdown(
             recipes,
-            value=recipes[0] if recipes else None,
+            value=default,
             label="recipe",
             allow_custom_value=True,
             scale=2,
@@ -369,7 +286,7 @@ def training_tab(demo: gr.Blocks) -> None:
         processes = gr.Number(2, label="N processes", precision=0, minimum=1, scale=1)
     overrides = gr.Textbox(label="overrides (key=value …)", placeholder="train.steps=200")
     command = gr.Code(
-        training.launch_command(recipes[0] if recipes else None, training.MODES[0]),
+        training.launch_command(default, training.MODES[0]),
         language="shell",
         label="command",
         elem_id="train-command",

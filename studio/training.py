@@ -3,8 +3,11 @@ a recipe, and an optional background CPU run.
 
 A run is a folder with ``metrics.jsonl`` (one JSON object per logged step: ``step``, ``time``,
 ``loss``, ...), written by ``train/``; the studio only reads it (a half-written last line is
-skipped). Commands follow DESIGN.md §8 and STACK.md's accelerate trap: ``--cpu --num_processes 2``
-silently starts one process, so N CPU processes need ``ACCELERATE_USE_CPU=1 … --multi_gpu``.
+skipped). Shipped pipeline folders that carry the ``metrics.jsonl`` of their training are listed
+too (``shipped: pixel-noisy``), so a fresh clone shows curves without any local run.
+
+Commands follow DESIGN.md §8 and STACK.md's accelerate trap: ``--cpu --num_processes 2`` silently
+starts one process, so N CPU processes need ``ACCELERATE_USE_CPU=1 … --multi_gpu``.
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ import plotly.graph_objects as go
 from lam_core.pipeline import REPO_ROOT
 from studio import plots
 from studio.handlers import bad_input
+from studio.models import CHECKPOINTS_DIR, scan_pipeline_folders
 
 CONFIGS_DIR = REPO_ROOT / "train" / "configs"
 TRAIN_DIR = REPO_ROOT / "train"
 NOT_JOBS = {"common", "config", "data", "__init__"}
 JOB_ALIASES = {"autoencoder": "decoder"}  # the autoencoder stage is train/decoder.py
+DEFAULT_RECIPE = "train/configs/pixel_lam.yaml"  # the flagship's recipe, one CPU process
+SHIPPED = "shipped: "
 MODES = ("1 CPU process", "N CPU processes", "N GPUs")
 RUN_COLUMNS = ["run", "logged steps", "last step", "last loss", "updated", "folder"]
 
@@ -64,7 +70,7 @@ def _resolve_folder(folder: str | Path) -> Path:
     return folder if folder.is_absolute() else REPO_ROOT / folder
 
 
-def find_runs(folder: str | Path) -> dict[str, Path]:
+def local_runs(folder: str | Path) -> dict[str, Path]:
     """``{name: run folder}`` for every folder under ``folder`` (≤ 3 levels) with a metrics.jsonl;
     names are relative to ``folder``."""
     root = _resolve_folder(folder)
@@ -76,6 +82,22 @@ def find_runs(folder: str | Path) -> dict[str, Path]:
         if len(rel.parts) <= 3:
             runs[str(rel) if rel.parts else root.name] = metrics.parent
     return runs
+
+
+def shipped_runs(root: str | Path | None = None) -> dict[str, Path]:
+    """``{"shipped: <name>": folder}`` for every pipeline folder under ``root`` (default
+    ``assets/checkpoints``) that ships the ``metrics.jsonl`` of its training."""
+    folders = scan_pipeline_folders(CHECKPOINTS_DIR if root is None else root)
+    return {SHIPPED + f.name: f for f in folders if (f / "metrics.jsonl").is_file()}
+
+
+def find_runs(folder: str | Path, shipped: str | Path | None = None) -> dict[str, Path]:
+    """The shipped models' curves (:func:`shipped_runs` of ``shipped``), then the runs under
+    ``folder`` (:func:`local_runs`); a folder listed both ways is listed once, as a run."""
+    runs = local_runs(folder)
+    seen = {p.resolve() for p in runs.values()}
+    ships = {k: p for k, p in shipped_runs(shipped).items() if p.resolve() not in seen}
+    return {**ships, **runs}
 
 
 def metric_keys(records: list[dict]) -> list[str]:
@@ -90,9 +112,12 @@ def _last(records: list[dict], key: str) -> float | None:
     return values[-1] if values else None
 
 
-def list_runs(folder: str) -> tuple[list[list], gr.Dropdown, gr.Dropdown, str]:
-    """The runs table, the run picker, the metric picker and a status line for ``folder``."""
-    runs = find_runs(folder)
+def list_runs(
+    folder: str, shipped: str | Path | None = None
+) -> tuple[list[list], gr.Dropdown, gr.Dropdown, str]:
+    """The runs table, the run picker, the metric picker and a status line for ``folder`` and the
+    shipped models (``shipped``: where to look for them, default ``assets/checkpoints``)."""
+    runs = find_runs(folder, shipped)
     rows, keys = [], set()
     for name, path in runs.items():
         records = read_metrics(path / "metrics.jsonl")
@@ -111,11 +136,14 @@ def list_runs(folder: str) -> tuple[list[list], gr.Dropdown, gr.Dropdown, str]:
         )
     names = list(runs)
     ordered = sorted(keys, key=lambda k: (k != "loss", k)) or ["loss"]
+    ships = sum(name.startswith(SHIPPED) for name in runs)
+    local = len(runs) - ships
+    where = f"`{_resolve_folder(folder)}`"
     status = (
-        f"{len(runs)} run(s) in `{_resolve_folder(folder)}`"
-        if runs
-        else f"no runs with a metrics.jsonl in `{_resolve_folder(folder)}` yet"
+        f"{local} run(s) in {where}" if local else f"no runs with a metrics.jsonl in {where} yet"
     )
+    if ships:
+        status += f"; {ships} shipped model(s) with their training curves"
     return (
         rows,
         gr.Dropdown(choices=names, value=names[-3:], multiselect=True),
@@ -124,10 +152,15 @@ def list_runs(folder: str) -> tuple[list[list], gr.Dropdown, gr.Dropdown, str]:
     )
 
 
-def curves(folder: str, names: list[str] | None, key: str | None = "loss") -> go.Figure:
-    """The curve of ``key`` over steps for each chosen run."""
+def curves(
+    folder: str,
+    names: list[str] | None,
+    key: str | None = "loss",
+    shipped: str | Path | None = None,
+) -> go.Figure:
+    """The curve of ``key`` over steps for each chosen run (or shipped model)."""
     key = key or "loss"
-    runs = find_runs(folder)
+    runs = find_runs(folder, shipped)
     data = {}
     for name in names or []:
         if name not in runs:
@@ -148,6 +181,12 @@ def recipes() -> list[str]:
     if not CONFIGS_DIR.is_dir():
         return []
     return [str(p.relative_to(REPO_ROOT)) for p in sorted(CONFIGS_DIR.glob("*.yaml"))]
+
+
+def default_recipe(choices: list[str]) -> str | None:
+    """The launcher's first recipe: :data:`DEFAULT_RECIPE` (the flagship's, which one CPU process
+    runs) when it is there, else the first of ``choices``."""
+    return DEFAULT_RECIPE if DEFAULT_RECIPE in choices else next(iter(choices), None)
 
 
 def jobs() -> list[str]:

@@ -221,12 +221,13 @@ def test_runs_and_curves(tmp_path):
     lines.append(json.dumps({"step": 5, "val_l1": 0.3}))
     (run / "metrics.jsonl").write_text("\n".join(lines) + '\n{"step": 6, "lo')  # half-written
     assert len(training.read_metrics(run / "metrics.jsonl")) == 6
-    rows, picker, keys, status = training.list_runs(str(tmp_path / "runs"))
+    shipped = tmp_path / "no-shipped-models"  # the shipped ones: tests/test_studio_defaults.py
+    rows, picker, keys, status = training.list_runs(str(tmp_path / "runs"), shipped)
     assert rows[0][:4] == ["tiny", 6, 5, 0.2] and "1 run" in status
     assert picker.value == ["tiny"] and keys.choices[0][0] == "loss"
-    fig = training.curves(str(tmp_path / "runs"), ["tiny"], "loss")
+    fig = training.curves(str(tmp_path / "runs"), ["tiny"], "loss", shipped)
     assert list(fig.data[0].y) == [1.0, 0.5, 1 / 3, 0.25, 0.2]
-    assert training.list_runs(str(tmp_path / "nothing"))[0] == []
+    assert training.list_runs(str(tmp_path / "nothing"), shipped)[0] == []
 
 
 def test_launch_commands():
