@@ -462,6 +462,15 @@ class Trainer:
         self.print(f"{self.name}: done in {time.time() - self.start_time:.1f} s → {self.run_dir}")
 
 
+def training_record(history: dict, run_dir: str, steps: int, clips: int, data: dict) -> dict:
+    """The cumulative record of a warm-started model: earlier runs plus this one (``data``: what
+    this run trained on, ``train.data.data_description``)."""
+    run = {"run": run_dir, "steps": steps, "clips": clips, "data": data}
+    return {"steps": int(history.get("steps", 0)) + steps,
+            "clips": int(history.get("clips", 0)) + clips,
+            "runs": [*history.get("runs", []), run]}
+
+
 def write_final(directory: Path, components: dict[str, nn.Module | Path | None],
                 pipeline: bool = True, training: dict[str, dict] | None = None) -> Path:
     """Write the final model in the hub layout: one folder per component (a module is saved with

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from lam_core.checkpoint import read_component_config
+from lam_core.checkpoint import check_format_version, check_keys, read_component_config
 from lam_core.config import (
     ConfigError,
     ControllerConfig,
@@ -34,7 +34,7 @@ from lam_core.config import (
     config_to_dict,
 )
 from lam_core.data.scenes import mixture_weights
-from lam_core.pipeline import PIPELINE_FORMAT
+from lam_core.pipeline import PIPELINE_FORMAT, PIPELINE_KEYS
 from lam_core.presets import PRESETS, get_preset
 
 
@@ -222,17 +222,28 @@ def apply_override(raw: dict, item: str) -> None:
 
 
 def component_folder(path: str | Path, name: str, required: bool = True) -> Path | None:
-    """The folder of component ``name``: ``path`` itself, or the one a pipeline folder names."""
+    """The folder of component ``name``: ``path`` itself, or the one a pipeline folder names.
+
+    Raises:
+        ConfigError: ``path`` is not a folder or holds no readable ``config.json``.
+        CheckpointError: a pipeline ``config.json`` of a newer ``format_version`` or with an
+            unknown key (``lam_core.checkpoint`` names the file).
+    """
     path = Path(path)
     meta_path = path / "config.json"
+    if not path.is_dir():
+        what = "is a file, not a folder" if path.exists() else "no such folder"
+        raise ConfigError(f"{path}: {what} (expected the {name} component or a pipeline folder)")
     if not meta_path.is_file():
         raise ConfigError(f"{meta_path}: missing (expected the {name} component or a pipeline "
                           "folder)")
     try:
         meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{meta_path}: not valid JSON ({e})") from e
     if isinstance(meta, dict) and meta.get("format") == PIPELINE_FORMAT:
+        check_format_version(meta_path, meta)
+        check_keys(meta_path, meta, PIPELINE_KEYS)
         entry = (meta.get("components") or {}).get(name)
         if not entry:
             if required:

@@ -30,9 +30,15 @@ import torch.nn.functional as F
 
 from lam_core.checkpoint import build_component, load_component
 from lam_core.config import ConfigError
-from train.common import Trainer, write_final
+from train.common import Trainer, training_record, write_final
 from train.config import JobConfig, load_job_config, parse_cli
-from train.data import features_of, load_frozen_encoder, training_data, validation_batches
+from train.data import (
+    data_description,
+    features_of,
+    load_frozen_encoder,
+    training_data,
+    validation_batches,
+)
 
 DEFAULTS = {"train": {"use_muon": False, "lr_adamw": 1e-3, "weight_decay": 0.04,
                       "adamw_betas": [0.9, 0.999]},
@@ -102,11 +108,15 @@ def train(job: JobConfig, resume: str | None = None,
                              on_step)
     final = trainer.run_dir / "final"
     if trainer.is_main:
+        clips = trainer.step * job.train.batch_size * job.train.grad_accum
+        record = training_record({}, str(trainer.run_dir), trainer.step,
+                                 clips * trainer.accelerator.num_processes,
+                                 data_description(job, "train"))
         write_final(final, {
             "encoder": Path(job.encoder_path) if job.encoder_path else encoder,
             "lam": Path(job.lam_path),
             "decoder": Path(job.decoder_path) if job.decoder_path else None,
-            "controller": controller})
+            "controller": controller}, training={"controller": record})
         trainer.print(f"final pipeline: {final}")
     trainer.finish()
     return final

@@ -27,7 +27,7 @@ from lam_core.checkpoint import build_component
 from lam_core.config import ConfigError
 from lam_core.models import LatentActionModel
 from lam_core.pipeline import resolve_path
-from train.common import Trainer, write_final
+from train.common import Trainer, training_record, write_final
 from train.config import JobConfig, load_job_config, parse_cli
 from train.data import (
     data_description,
@@ -100,15 +100,6 @@ def warm_start(lam: LatentActionModel, folder: str) -> dict:
                           f"{', '.join('lam.' + k for k in diff)}")
     load_state_checked(lam, comp / WEIGHTS_NAME)
     return read_training_record(comp)
-
-
-def training_record(history: dict, run_dir: str, steps: int, clips: int, data: dict) -> dict:
-    """The cumulative record of a warm-started model: earlier runs plus this one (``data``: what
-    this run trained on, ``train.data.data_description``)."""
-    run = {"run": run_dir, "steps": steps, "clips": clips, "data": data}
-    return {"steps": int(history.get("steps", 0)) + steps,
-            "clips": int(history.get("clips", 0)) + clips,
-            "runs": [*history.get("runs", []), run]}
 
 
 def train(job: JobConfig, resume: str | None = None,
