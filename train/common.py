@@ -10,6 +10,11 @@
 - Data order is a pure function of ``(seed, step)`` (:class:`StepBatchSampler`), so a run resumed
   from ``checkpoints/<step>/`` sees exactly the batches the uninterrupted run would have seen.
 - Checkpoints are written to a temporary folder and renamed; ``checkpoints/last`` names the latest.
+  ``--resume latest`` takes the last complete one (never a ``.tmp-*`` folder or one without
+  ``trainer_state.json``, which it removes), so a run killed at any moment (``kill -9``) resumes
+  with the losses of an uninterrupted run (docs/RELIABILITY.md).
+- A non-finite loss stops the run (:class:`FloatingPointError` naming the step and the last good
+  checkpoint); a checkpoint is never written with non-finite weights.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ from train.config import JobConfig, RunConfig, dump_yaml
 StepFn = Callable[[nn.Module, dict], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 EvalFn = Callable[[nn.Module], dict[str, float]]
 TRAINER_STATE = "trainer_state.json"
+# Test hook (tests/test_kill9.py): "<step>:<seconds>" makes the main process sleep after the
+# checkpoint of <step> is fully written to .tmp-<step>/ and before it is renamed into place.
+SAVE_PAUSE_ENV = "LAM_TEST_SAVE_PAUSE"
 
 # Layers that touch the outside world (inputs, outputs, codebooks) go to AdamW: Muon is meant for
 # hidden weight matrices (Jordan et al., 2024). Matched on the last part of a parameter's module
@@ -275,26 +283,60 @@ class Trainer:
             self.accelerator.log(metrics, step=step)
 
     def _truncate_metrics(self, step: int) -> None:
-        """Drop logged lines after ``step`` (they belong to the interrupted run)."""
+        """Drop logged lines after ``step`` (they belong to the interrupted run), and a line cut
+        short by a kill."""
         if not self.is_main or not self.metrics_path.is_file():
             return
-        keep = [ln for ln in self.metrics_path.read_text().splitlines()
-                if ln.strip() and json.loads(ln).get("step", 0) <= step]
-        self.metrics_path.write_text("".join(ln + "\n" for ln in keep))
+        keep = []
+        for ln in self.metrics_path.read_text().splitlines():
+            try:
+                line = json.loads(ln)
+            except json.JSONDecodeError:  # half-written when the run was killed
+                continue
+            if isinstance(line, dict) and line.get("step", 0) <= step:
+                keep.append(ln)
+        tmp = self.metrics_path.with_name(f".{self.metrics_path.name}.tmp")
+        tmp.write_text("".join(ln + "\n" for ln in keep))
+        os.replace(tmp, self.metrics_path)
 
     # ------------------------------------------------------------------ checkpoints
     @property
     def checkpoint_dir(self) -> Path:
         return self.run_dir / "checkpoints"
 
+    @staticmethod
+    def is_complete(path: Path) -> bool:
+        """A checkpoint folder that was renamed into place (``trainer_state.json`` is written
+        last, before the rename)."""
+        return path.name.isdigit() and (path / TRAINER_STATE).is_file()
+
+    def complete_checkpoints(self) -> list[Path]:
+        """The complete ``checkpoints/<step>`` folders, by step."""
+        if not self.checkpoint_dir.is_dir():
+            return []
+        found = [p for p in self.checkpoint_dir.iterdir() if self.is_complete(p)]
+        return sorted(found, key=lambda p: int(p.name))
+
     def find_checkpoint(self, resume: str) -> Path:
-        """``latest`` (the ``checkpoints/last`` pointer), a step number, or a folder."""
+        """``latest`` (the checkpoint ``checkpoints/last`` names, else the highest complete
+        one), a step number, or a folder.
+
+        Raises:
+            FileNotFoundError: no complete checkpoint where one was asked for.
+        """
         if resume == "latest":
             pointer = self.checkpoint_dir / "last"
-            if not pointer.is_file():
-                raise FileNotFoundError(f"{pointer}: missing; no checkpoint to resume from in "
-                                        f"{self.run_dir}")
-            path = self.checkpoint_dir / pointer.read_text().strip()
+            named = pointer.read_text().strip() if pointer.is_file() else ""
+            path = self.checkpoint_dir / named if named.isdigit() else None
+            if path is None or not self.is_complete(path):
+                complete = self.complete_checkpoints()  # killed before the pointer moved
+                if not complete:
+                    raise FileNotFoundError(f"{pointer}: missing; no complete checkpoint to resume "
+                                            f"from in {self.checkpoint_dir}")
+                path = complete[-1]
+                if named:
+                    self.print(f"{pointer} names {named}, which is incomplete or gone; resuming "
+                               f"from {path.name}, the last complete checkpoint")
         elif resume.isdigit():
             path = self.checkpoint_dir / str(int(resume))
         else:
@@ -304,9 +346,43 @@ class Trainer:
                                     "checkpoint of train/*.py")
         return path
 
+    def last_good_checkpoint(self) -> str:
+        """The checkpoint ``--resume latest`` would take, in words (for error messages)."""
+        try:
+            return f"the last good checkpoint is {self.find_checkpoint('latest')}"
+        except FileNotFoundError:
+            return f"no checkpoint was written yet in {self.checkpoint_dir}"
+
+    def clean_checkpoints(self) -> list[str]:
+        """Remove what a killed run left half-written: ``.tmp-*`` folders, ``.last.tmp`` and
+        numbered folders without ``trainer_state.json`` (main process; returns their names)."""
+        removed = []
+        self.accelerator.wait_for_everyone()  # every rank has found its checkpoint
+        if self.is_main and self.checkpoint_dir.is_dir():
+            for p in sorted(self.checkpoint_dir.iterdir()):
+                half = p.name.startswith(".tmp-") or p.name == ".last.tmp" or (
+                    p.name.isdigit() and not self.is_complete(p))
+                if half:
+                    if p.is_dir():
+                        shutil.rmtree(p, ignore_errors=True)
+                    else:
+                        p.unlink(missing_ok=True)
+                    removed.append(p.name)
+            if removed:
+                self.print(f"removed half-written checkpoints in {self.checkpoint_dir}: "
+                           f"{', '.join(removed)}")
+        self.accelerator.wait_for_everyone()
+        return removed
+
     def save_checkpoint(self, step: int) -> Path:
         """``accelerator.save_state`` into ``checkpoints/.tmp-<step>``, renamed to
-        ``checkpoints/<step>`` when complete; updates ``last`` and keeps the last ``keep_last``."""
+        ``checkpoints/<step>`` when complete; updates ``last`` and keeps the last ``keep_last``.
+
+        ``trainer_state.json`` is written last, so a folder without it is incomplete; a kill at
+        any moment leaves either a ``.tmp-*`` folder (ignored and removed on resume) or a complete
+        checkpoint. The environment variable ``LAM_TEST_SAVE_PAUSE=<step>:<seconds>`` (tests
+        only) sleeps before the rename of that step, so a test can kill the run there.
+        """
         acc, final = self.accelerator, self.checkpoint_dir / str(step)
         tmp = self.checkpoint_dir / f".tmp-{step}"
         if self.is_main:
@@ -318,6 +394,7 @@ class Trainer:
         if self.is_main:
             state = {"step": step, "num_processes": acc.num_processes, "job": self.name}
             (tmp / TRAINER_STATE).write_text(json.dumps(state) + "\n")
+            self._test_pause(step)
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
             pointer_tmp = self.checkpoint_dir / ".last.tmp"
@@ -328,6 +405,36 @@ class Trainer:
                 shutil.rmtree(self.checkpoint_dir / str(old), ignore_errors=True)
         acc.wait_for_everyone()
         return final
+
+    def _test_pause(self, step: int) -> None:
+        """The ``LAM_TEST_SAVE_PAUSE`` hook (see :meth:`save_checkpoint`)."""
+        value = os.environ.get(SAVE_PAUSE_ENV, "")
+        if not value:
+            return
+        at, _, seconds = value.partition(":")
+        if at.strip() == str(step):
+            self.print(f"{SAVE_PAUSE_ENV}: checkpoint {step} written to .tmp-{step}, sleeping "
+                       f"{seconds} s before renaming it")
+            time.sleep(float(seconds))
+
+    def check_finite(self, model: nn.Module | None, step: int, sums: dict[str, float]) -> None:
+        """Stop on a non-finite loss, or (at a checkpoint) non-finite weights.
+
+        Raises:
+            FloatingPointError: naming the step, the value and the last good checkpoint.
+        """
+        loss = sums.get("loss", 0.0)
+        if not math.isfinite(loss):
+            rank = (f" on process {self.accelerator.process_index}"
+                    if self.accelerator.num_processes > 1 else "")
+            raise FloatingPointError(f"step {step}: loss is {loss}{rank}; "
+                                     f"{self.last_good_checkpoint()}")
+        if model is not None:
+            bad = next((n for n, p in self.accelerator.unwrap_model(model).named_parameters()
+                        if not torch.isfinite(p).all()), None)
+            if bad is not None:
+                raise FloatingPointError(f"step {step}: weight {bad} is not finite after the "
+                                         f"optimiser step; {self.last_good_checkpoint()}")
 
     # ------------------------------------------------------------------ the loop
     def fit(self, model: nn.Module, dataset: Dataset, step_fn: StepFn,
@@ -356,6 +463,7 @@ class Trainer:
         start = 0
         if resume:
             path = self.find_checkpoint(resume)
+            self.clean_checkpoints()
             acc.load_state(str(path))
             start = json.loads((path / TRAINER_STATE).read_text())["step"]
             self._truncate_metrics(start)
@@ -391,6 +499,7 @@ class Trainer:
                     sums[k] = sums.get(k, 0.0) + float(v.detach()) / run.grad_accum
             if not acc.sync_gradients:
                 raise RuntimeError("gradient accumulation out of step with the optimiser steps")
+            self.check_finite(None, step, sums)  # before anything is logged or saved
             lrs = {("lr_muon" if isinstance(o.optimizer, torch.optim.Muon) else "lr"):
                    o.param_groups[0]["lr"] for o in opts}  # the rates this step used
             for sched in scheds:
@@ -420,6 +529,7 @@ class Trainer:
                 self.evaluate(model, evaluate, step)  # the last step is always evaluated
             if (step == run.steps or stop or out_of_time
                     or (run.save_every and step % run.save_every == 0)):
+                self.check_finite(model, step, sums)  # never a checkpoint of broken weights
                 self.save_checkpoint(step)
             if stop:
                 self.print(f"stopping at step {step} (train.stop_at); resume with --resume latest")

@@ -1,8 +1,9 @@
 """Write the shipped example clips into ``assets/clips/`` (h264 mp4 + a JSON of ground truth).
 
 ``python train/recipes/example_clips.py [--out assets/clips]``. MiniWild clips come from the
-held-out (validation) seeds, so the shipped models never trained on them; reach and drive clips
-come with their real actions.
+held-out (validation) seeds, so the shipped models never trained on them (the "wild" scene, camera
+pans over photographs and still-camera movers); reach and drive clips come with their real
+actions, one frame per model step.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "assets" / "clips"))
     ap.add_argument("--miniwild", type=int, default=6, help="number of MiniWild clips")
+    ap.add_argument("--pans", type=int, default=4, help="number of camera pans over photographs")
+    ap.add_argument("--movers", type=int, default=4, help="number of still-camera mover clips")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -59,9 +62,17 @@ def main() -> None:
         clip = generate_clip(seed, cfg)
         if _agent_in_view(clip):
             clips[f"miniwild-{len(clips)}"] = clip
-    clips.update({f"reach-{i}": make_reach_clip(1_000_000 + i, num_steps=12, policy="smooth")
-                  for i in range(2)})
-    drives = (make_drive_clip(1_000_000 + i, num_steps=12) for i in range(100))
+    # what the flagship knows: camera pans over photographs and movers on a still background,
+    # motion that changes at random every step (held-out seeds)
+    for scene, n in (("pan", args.pans), ("movers", args.movers)):
+        scene_cfg = MiniWildConfig(num_frames=16, scene=scene, max_movers=1,
+                                   scene_noise_probability=0.0)
+        for i, seed in enumerate(split_seeds(n, "val", seed_offset=900_000)):
+            clips[f"{scene}-{i}"] = generate_clip(seed, scene_cfg)
+    # one real frame per model step (tubelet 1, the pixel preset's)
+    clips.update({f"reach-{i}": make_reach_clip(1_000_000 + i, num_steps=12, tubelet=1,
+                                                policy="smooth") for i in range(2)})
+    drives = (make_drive_clip(1_000_000 + i, num_steps=12, tubelet=1) for i in range(100))
     bright = [c for c in drives if c.frames.mean() > 60][:2]  # skip night-sky maps
     clips.update({f"drive-{i}": c for i, c in enumerate(bright)})
     for name, clip in clips.items():

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ASSETS = ROOT / "assets"
 MANIFEST = ASSETS / "manifest.json"
 COMMANDS = {
-    "checkpoints": "bash train/recipes/embedded.sh",
+    "checkpoints": "bash train/recipes/pixel.sh",
     "clips": "python train/recipes/example_clips.py",
     "report": "python -m lam_core.eval.report --checkpoints assets/checkpoints --out assets/report",
 }
