@@ -188,6 +188,7 @@ class ControllerConfig:
         kind: ``"mlp"`` (actions only) or ``"adapter"`` (2 self-attention blocks over the current
             step's tokens, a 3-layer action MLP, cross-attention from the action token to the frame
             tokens, a linear layer to D_z).
+        token_merge: the adapter merges ``k × k`` feature tokens into one first (1: none).
     """
 
     kind: str = "adapter"
@@ -198,6 +199,7 @@ class ControllerConfig:
     width: int = 128
     heads: int = 4
     hidden: int = 256
+    token_merge: int = 1
 
 
 COMPONENTS: dict[str, type] = {

@@ -28,11 +28,21 @@ import torch
 from huggingface_hub import ModelHubMixin, snapshot_download
 from torch import nn
 
-from lam_core.checkpoint import CONFIG_NAME, CheckpointError, load_component, save_component
+from lam_core.checkpoint import (
+    CONFIG_NAME,
+    CheckpointError,
+    check_format_version,
+    check_keys,
+    hub_offline,
+    load_component,
+    save_component,
+)
 from lam_core.clip import Clip, frames_to_tensor
 from lam_core.results import CycleResult, LeakageResult, TransferResult
 
 PIPELINE_FORMAT = "lam-studio-pipeline"
+PIPELINE_KEYS = ("format", "format_version", "components", "world")
+COMPONENT_NAMES = ("encoder", "lam", "decoder", "controller")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 Progress = Callable[[float, str], None]
 VideoLike = Clip | np.ndarray | torch.Tensor
@@ -49,6 +59,42 @@ def resolve_path(name: str | Path) -> Path | None:
 def _looks_like_hub_id(name: str) -> bool:
     parts = name.split("/")
     return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
+
+
+def _hub_error(name: str, error: Exception, local_files_only: bool) -> CheckpointError:
+    """A download failure in words: offline (and how to point at a folder), no such repository,
+    or the hub's own message."""
+    from huggingface_hub.errors import (
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    folder_hint = (
+        "pass a local folder instead (a pipeline folder holding config.json and one sub-folder "
+        "per component, e.g. LatentActionPipeline.from_pretrained('assets/checkpoints/"
+        "sparse-high')), or download it once while online"
+    )
+    if hub_offline() or isinstance(error, OfflineModeIsEnabled):
+        return CheckpointError(
+            f"{name}: could not download from the hub: it is offline (HF_HUB_OFFLINE=1) and "
+            f"{name} is not in the local hub cache; {folder_hint}"
+        )
+    if local_files_only or isinstance(error, LocalEntryNotFoundError):
+        why = "local_files_only=True" if local_files_only else "the hub cannot be reached"
+        return CheckpointError(
+            f"{name}: could not download from the hub: {why} and {name} is not in the local hub "
+            f"cache; {folder_hint}"
+        )
+    if isinstance(error, RevisionNotFoundError):
+        return CheckpointError(f"{name}: could not download from the hub: no such revision")
+    if isinstance(error, RepositoryNotFoundError):
+        return CheckpointError(
+            f"{name}: could not download from the hub: no such repository (or a private one: "
+            "pass token=…)"
+        )
+    return CheckpointError(f"{name}: could not download from the hub ({error})")
 
 
 class LatentActionPipeline(ModelHubMixin, nn.Module):
@@ -107,6 +153,11 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
             CheckpointError: naming the file and what is wrong with it.
         """
         folder = resolve_path(name_or_path)
+        if folder is None and Path(name_or_path).is_file():
+            raise CheckpointError(
+                f"{name_or_path}: is a file; from_pretrained takes the pipeline folder that holds "
+                f"{CONFIG_NAME} and the component folders"
+            )
         if folder is None:
             if not _looks_like_hub_id(str(name_or_path)):
                 raise CheckpointError(
@@ -124,9 +175,7 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
                     )
                 )
             except Exception as e:  # network, auth, missing repo: say which
-                raise CheckpointError(
-                    f"{name_or_path}: could not download from the hub ({e})"
-                ) from e
+                raise _hub_error(str(name_or_path), e, local_files_only) from e
         return cls._from_folder(folder)
 
     @classmethod
@@ -143,13 +192,32 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
                 f"{path}: 'format' is not {PIPELINE_FORMAT!r}; is this a "
                 "component folder? Use LatentActionPipeline.from_components"
             )
+        check_format_version(path, meta)
+        check_keys(path, meta, PIPELINE_KEYS)
         comps = meta.get("components", {})
+        if not isinstance(comps, dict):
+            raise CheckpointError(f"{path}: 'components' must be a mapping, got {comps!r}")
         for required in ("encoder", "lam"):
             if not comps.get(required):
                 raise CheckpointError(f"{path}: components.{required} is missing")
-        unknown = set(comps) - {"encoder", "lam", "decoder", "controller"}
+        unknown = set(comps) - set(COMPONENT_NAMES)
         if unknown:
-            raise CheckpointError(f"{path}: unknown components {sorted(unknown)}")
+            raise CheckpointError(
+                f"{path}: unknown components {sorted(unknown)}; valid: {', '.join(COMPONENT_NAMES)}"
+            )
+        for name, entry in comps.items():
+            if entry is None:
+                continue
+            if not isinstance(entry, str):
+                raise CheckpointError(
+                    f"{path}: components.{name} must be a folder name or null, got {entry!r}"
+                )
+            if not (folder / entry).is_dir():
+                state = "is a file" if (folder / entry).exists() else "does not exist"
+                raise CheckpointError(
+                    f"{path}: components.{name} names the folder {entry!r}, but "
+                    f"{folder / entry} {state}"
+                )
         return cls.from_components(**{k: (folder / v) if v else None for k, v in comps.items()})
 
     def _save_pretrained(self, save_directory: Path) -> None:

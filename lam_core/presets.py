@@ -73,6 +73,7 @@ def _pixel(size: int, latent_dim: int, idm, wm, merge: int, ctrl_width: int, flo
     enc = EncoderConfig(kind="patch", image_size=size, patch_size=8, tubelet=1, dim=192)
     cfg = _make(enc, latent_dim, idm, wm, TransformerConfig(), merge, ctrl_width)
     cfg.decoder.kind = "patch"
+    cfg.controller.token_merge = merge  # the world model's tokens: 4× cheaper CEM candidates
     lam = cfg.lam
     lam.head, lam.patch_size, lam.flow_grid = "flow", enc.patch_size, flow_grid
     lam.idm_input, lam.condition_add, lam.predict_residual = "difference", True, True

@@ -153,3 +153,19 @@ def test_flow_lam_trains_a_step_and_reports_the_flow():
     assert "flow_px" in out.stats and out.auxiliary_loss is not None
     head = lam.world_model.head.weight.grad
     assert head is not None and head.abs().sum() > 0
+
+
+def test_merged_adapter_controller_sees_every_token():
+    from lam_core.models import Controller
+
+    torch.manual_seed(0)
+    cfg = get_preset("tiny-pixel").controller
+    cfg.token_merge = 2
+    ctrl = Controller(cfg).eval()
+    actions, feats = torch.rand(2, 3, 2), torch.rand(2, 3, 16, 192)
+    z = ctrl(actions, feats)
+    assert z.shape == (2, 3, cfg.latent_dim)
+    for token in (0, 15):
+        other = feats.clone()
+        other[:, :, token] += 1
+        assert not torch.allclose(ctrl(actions, other), z)

@@ -394,6 +394,9 @@ def _check(job: JobConfig) -> None:
         k = getattr(job.lam, key)
         rules.append((f"lam.{key}", k >= 1 and grid % k == 0,
                       f"must divide the token grid ({grid} tokens per row)"))
+    k = job.controller.token_merge
+    rules.append(("controller.token_merge", k >= 1 and grid % k == 0,
+                  f"must divide the token grid ({grid} tokens per row)"))
     for key, ok, message in rules:
         if not ok:
             raise ConfigError(f"{key}: {message}")

@@ -4,9 +4,10 @@ Trained with L2 to the frozen IDM's latents on action-labeled video, so a latent
 can be driven (and planned with) in real actions.
 
 * ``mlp``: z_t = MLP(a_t), ignoring the frame.
-* ``adapter`` (App. A): 2 self-attention blocks over the current step's tokens, a 3-layer MLP
-  embedding of the action, cross-attention from the action token to the frame tokens, then a linear
-  layer to D_z.
+* ``adapter`` (App. A): 2 self-attention blocks over the current step's tokens (optionally
+  ``k × k`` merged first, like the world model's: planning runs it once per candidate and step), a
+  3-layer MLP embedding of the action, cross-attention from the action token to the frame tokens,
+  then a linear layer to D_z.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from lam_core.config import ControllerConfig
-from lam_core.nn import MLP, Block, CrossAttention, grid_positions
+from lam_core.nn import MLP, Block, CrossAttention, grid_positions, merge_tokens, merged_grid
 
 
 def action_mlp(action_dim: int, hidden: int, out: int) -> nn.Sequential:
@@ -42,7 +43,8 @@ class Controller(nn.Module):
         if cfg.kind == "mlp":
             self.action_embed = action_mlp(cfg.action_dim, cfg.hidden, cfg.latent_dim)
         elif cfg.kind == "adapter":
-            self.frame_proj = nn.Linear(cfg.feature_dim, cfg.width)
+            self.merged = merged_grid(cfg.grid, cfg.token_merge, "controller.token_merge")
+            self.frame_proj = nn.Linear(cfg.feature_dim * cfg.token_merge**2, cfg.width)
             self.blocks = nn.ModuleList(Block(cfg.width, cfg.heads) for _ in range(2))
             self.action_embed = action_mlp(cfg.action_dim, cfg.hidden, cfg.width)
             self.norm_q = nn.LayerNorm(cfg.width)
@@ -69,9 +71,10 @@ class Controller(nn.Module):
             return self.action_embed(actions)
         if features is None:
             raise ValueError("the adapter controller needs the current step's features")
+        features = merge_tokens(features, cfg.grid, cfg.grid, cfg.token_merge)
         b, t, n, d = features.shape
         x = self.frame_proj(features.reshape(b * t, n, d))
-        pos = grid_positions(1, cfg.grid, cfg.grid, x.device)
+        pos = grid_positions(1, self.merged, self.merged, x.device)
         for blk in self.blocks:
             x = blk(x, pos)
         q = self.action_embed(actions.reshape(b * t, 1, -1))  # B*T, 1, W
