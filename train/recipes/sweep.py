@@ -1,13 +1,16 @@
 """The design sweep of the pixel preset at equal wall time (issue: visible transfers).
 
-Each variant of ``train/configs/pixel_lam.yaml`` first runs a few timed steps, then trains for as
-many steps as fit in ``--minutes`` at that speed (so a cheaper design gets more steps, as it would
-in practice), then is scored: validation L1 beside copying the last frame, and the motion-transfer
+Every variant of ``train/configs/pixel_lam.yaml`` gets the training time of ``--steps`` steps of
+the flagship's design ("flow"): its own step count is ``steps × cost(flow) / cost(variant)``,
+with the costs of one training step (batch 16, forward + backward + optimiser, random features)
+measured for all variants in ONE process, interleaved, so that the load of this shared machine
+weighs on all of them alike (timing each run on its own gave costs that moved with the load).
+Then each is scored: validation L1 beside copying the last frame, and the motion-transfer
 evaluations (camera pans over held-out real frames from ``--clips``, MiniWild discs). Runs one job
 at a time on ``--threads`` threads (the flagship trains beside it); a variant whose ``final/``
 exists is only scored again.
 
-    python train/recipes/sweep.py --out runs/sweep --minutes 8 --clips ../shared/videos
+    python train/recipes/sweep.py --out runs/sweep --steps 274 --clips ../shared/videos
     python train/recipes/sweep.py --only flow features   # a subset
 
 Writes ``<out>/sweep.json`` and prints a Markdown table (docs/RESULTS.md has the last one).
@@ -36,7 +39,37 @@ VARIANTS: dict[str, list[str]] = {
     "sparse": ["lam.regularizer.kind=sparse"],
     "discrete": ["lam.regularizer.kind=discrete", "lam.regularizer.codebook_size=256"],
 }
-TIMING_STEPS = 6
+
+
+def step_costs(names: list[str], repeats: int = 2, steps: int = 3) -> dict[str, float]:
+    """Seconds per training step of each variant (batch 16, 8 frames), measured interleaved in
+    this process: ``repeats`` rounds over all variants, the best of each kept."""
+    import torch
+
+    from lam_core.models import LatentActionModel
+    from train.common import build_optimizers
+    from train.config import load_job_config
+
+    config = ROOT / "train" / "configs" / "pixel_lam.yaml"
+    models = {}
+    for name in names:
+        job = load_job_config(config, VARIANTS[name])
+        torch.manual_seed(0)
+        model = LatentActionModel(job.lam).train()
+        models[name] = (model, build_optimizers(model, job.train), job)
+    best = dict.fromkeys(names, float("inf"))
+    for _ in range(repeats):
+        for name, (model, opts, job) in models.items():
+            feats = torch.rand(job.train.batch_size, job.data.num_frames, 64, 192)
+            for i in range(steps + 1):
+                t = time.perf_counter()
+                model(feats).loss.backward()
+                for o in opts:
+                    o.step()
+                    o.zero_grad(set_to_none=True)
+                if i:  # the first step warms up
+                    best[name] = min(best[name], time.perf_counter() - t)
+    return best
 
 
 def launch(run_dir: Path, overrides: list[str], threads: int, log: Path) -> None:
@@ -46,14 +79,6 @@ def launch(run_dir: Path, overrides: list[str], threads: int, log: Path) -> None
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
     with log.open("w") as f:
         subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-
-
-def seconds_per_step(run_dir: Path) -> float:
-    """Mean seconds per step of a timing run (its logged clips/s, first log line skipped)."""
-    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    rates = [d["clips_per_s"] for d in lines if "clips_per_s" in d][1:]
-    batch = 16
-    return batch / (sum(rates) / len(rates))
 
 
 def score(final: Path, clips: Path | None, pairs: int) -> dict:
@@ -94,7 +119,8 @@ def table(results: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/sweep")
-    parser.add_argument("--minutes", type=float, default=8.0, help="training wall time per variant")
+    parser.add_argument("--steps", type=int, default=274,
+                        help="steps of the flow variant; the others get its training time")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--clips", help="held-out real videos for the camera evaluation")
     parser.add_argument("--pairs", type=int, default=12)
@@ -104,23 +130,27 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "sweep.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
-    for name in args.only or list(VARIANTS):
+    names = args.only or list(VARIANTS)
+    todo = [n for n in names if not (out / n / "final" / "config.json").is_file()]
+    costs = {}
+    if todo:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        costs = step_costs(sorted({"flow", *todo}))
+        print(f"[{time.strftime('%H:%M:%S')}] seconds per step: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in costs.items()), flush=True)
+    for name in names:
         overrides = VARIANTS[name]
         run = out / name
         if not (run / "final" / "config.json").is_file():
-            timing = out / f".timing-{name}"
-            launch(timing, [*overrides, f"train.steps={TIMING_STEPS}", "train.eval_every=0",
-                            "train.log_every=2", "train.save_every=0"], args.threads,
-                   out / f"{name}.timing.log")
-            sps = seconds_per_step(timing)
-            steps = max(50, int(args.minutes * 60 / sps))
-            print(f"[{time.strftime('%H:%M:%S')}] {name}: {sps:.2f} s/step → {steps} steps",
-                  flush=True)
+            steps = max(50, round(args.steps * costs["flow"] / costs[name]))
+            print(f"[{time.strftime('%H:%M:%S')}] {name}: {steps} steps", flush=True)
             launch(run, [*overrides, f"train.steps={steps}", f"train.eval_every={steps}",
                          "train.save_every=100"], args.threads, out / f"{name}.log")
         lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         last = {k: v for d in lines for k, v in d.items()}  # the last value of every key
-        r = {"overrides": overrides, "steps": last["step"],
+        r = {"overrides": overrides, "steps": last["step"], "step_cost_s": costs.get(name),
              "val_l1": last.get("val_l1"), "val_copy_last_l1": last.get("val_copy_last_l1"),
              "latent_stat": last.get("kl", last.get("latent_norm", last.get("perplexity"))),
              "train_seconds": last.get("time")}
