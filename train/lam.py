@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import torch
 
-from lam_core.checkpoint import build_component
+from lam_core.checkpoint import CheckpointError, build_component
 from lam_core.config import ConfigError
 from lam_core.models import LatentActionModel
 from lam_core.pipeline import resolve_path
@@ -117,7 +117,15 @@ def train(job: JobConfig, resume: str | None = None,
     """
     if job.lam.kind == "action" and job.data.source != "world":
         raise ConfigError("lam.kind: 'action' needs real actions: set data.source: world")
+    torch.manual_seed(job.train.seed)
+    lam = LatentActionModel(job.lam)
+    history = {}
+    if init_from and not resume:  # before the run folder exists: a refused warm start leaves none
+        history = warm_start(lam, init_from)
     trainer = Trainer(job, "lam")
+    if init_from and not resume:
+        trainer.print(f"warm start from {init_from} ({history.get('steps', 0)} steps, "
+                      f"{history.get('clips', 0)} clips seen before)")
     encoder = load_frozen_encoder(job).to(trainer.device)
     dataset = training_data(job, trainer, encoder)
     val = []  # the held-out split lives on the main process, which alone evaluates
@@ -130,13 +138,6 @@ def train(job: JobConfig, resume: str | None = None,
             trainer.record({"val_copy_last_l1": baseline}, step=0)
             trainer.print(f"copy-last-step baseline on {job.data.val_clips} held-out clips: "
                           f"L1 {baseline:.5f}")
-    torch.manual_seed(job.train.seed)
-    lam = LatentActionModel(job.lam)
-    history = {}
-    if init_from and not resume:
-        history = warm_start(lam, init_from)
-        trainer.print(f"warm start from {init_from} ({history.get('steps', 0)} steps, "
-                      f"{history.get('clips', 0)} clips seen before)")
     schedule = regularizer_schedule(job.train)
 
     def step_fn(model, batch):
@@ -175,8 +176,11 @@ def train(job: JobConfig, resume: str | None = None,
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_cli(argv, __doc__.splitlines()[0])
-    train(load_job_config(args.config, args.overrides), resume=args.resume,
-          init_from=args.init_from)
+    try:
+        job = load_job_config(args.config, args.overrides)
+        train(job, resume=args.resume, init_from=args.init_from)
+    except (ConfigError, CheckpointError) as e:  # a one-line error, not a traceback
+        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":
