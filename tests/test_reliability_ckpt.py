@@ -314,3 +314,30 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     assert all(torch.isfinite(v).all() for v in state.values())
     logged = [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()]
     assert max(logged) == 6 and not (run / "final").exists()  # step 7 was never logged
+
+
+def test_non_finite_weights_are_never_saved(tmp_path, monkeypatch, fresh_accelerate_state):
+    """A weight broken after step 6's optimiser step (its loss was finite) stops the run at the
+    checkpoint of step 6, which is not written."""
+    models = []
+    original = common.Trainer.fit
+
+    def fit(self, model, *args, **kwargs):
+        models.append(model)  # one CPU process: prepare() hands back the same module
+        return original(self, model, *args, **kwargs)
+
+    def break_a_weight(step, logged):
+        if step == 6:
+            with torch.no_grad():
+                models[0].world_model.proj_in.weight[0, 0] = float("nan")
+
+    monkeypatch.setattr(common.Trainer, "fit", fit)
+    run = tmp_path / "run"
+    job = load_job_config(TINY_LAM, [f"train.output_dir={run}", "train.steps=12",
+                                     "train.save_every=3", "train.eval_every=0"])
+    with pytest.raises(FloatingPointError) as e:
+        lam.train(job, on_step=break_a_weight)
+    good = run / "checkpoints" / "3"
+    assert str(e.value) == ("step 6: weight world_model.proj_in.weight is not finite after the "
+                            f"optimiser step; the last good checkpoint is {good}")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["3", "last"]

@@ -33,7 +33,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 from tqdm.auto import tqdm
 
 from train.config import JobConfig, RunConfig, dump_yaml
@@ -444,7 +444,9 @@ class Trainer:
 
         Args:
             model: the trainable module (built after the seed was set, on any device).
-            dataset: training items (dicts of tensors), in a fixed order.
+            dataset: training items (dicts of tensors), in a fixed order; or a
+                ``lam_core.data.streams.ClipStream`` (shards, mixed sources), resumed at
+                sample ``step × grad_accum × batch_size`` of each rank's stream.
             step_fn: ``(model, batch on device) → (loss, {name: scalar tensor})`` of a micro-batch.
             evaluate: ``(unwrapped model in eval mode) → {name: float}``, run on the main process
                 under ``no_grad`` every ``eval_every`` steps and at the end.
@@ -471,11 +473,19 @@ class Trainer:
         if self.is_main and not self._trackers:
             acc.init_trackers("tensorboard", config=flatten(self.job.to_dict()))
             self._trackers = True
-        sampler = StepBatchSampler(len(dataset), run.batch_size, run.seed, acc.process_index,
-                                   acc.num_processes, start=start * run.grad_accum)
-        loader = DataLoader(EpochItems(dataset), batch_sampler=sampler, num_workers=run.num_workers,
-                            generator=torch.Generator().manual_seed(run.seed),
-                            persistent_workers=run.num_workers > 0)
+        if isinstance(dataset, IterableDataset):  # a ClipStream (data.source: shards, sources):
+            # micro-step k starts at sample k × batch_size of this rank's stream
+            dataset.configure(acc.process_index, acc.num_processes, run.batch_size,
+                              start_batch=start * run.grad_accum)
+            loader = DataLoader(dataset, batch_size=run.batch_size, num_workers=run.num_workers,
+                                persistent_workers=run.num_workers > 0)
+        else:
+            sampler = StepBatchSampler(len(dataset), run.batch_size, run.seed, acc.process_index,
+                                       acc.num_processes, start=start * run.grad_accum)
+            loader = DataLoader(EpochItems(dataset), batch_sampler=sampler,
+                                num_workers=run.num_workers,
+                                generator=torch.Generator().manual_seed(run.seed),
+                                persistent_workers=run.num_workers > 0)
         batches = iter(loader)
         bar = tqdm(total=run.steps, initial=start, disable=not self.is_main, desc=self.name,
                    dynamic_ncols=True)
@@ -499,7 +509,11 @@ class Trainer:
                     sums[k] = sums.get(k, 0.0) + float(v.detach()) / run.grad_accum
             if not acc.sync_gradients:
                 raise RuntimeError("gradient accumulation out of step with the optimiser steps")
-            self.check_finite(None, step, sums)  # before anything is logged or saved
+            try:
+                self.check_finite(None, step, sums)  # before anything is logged or saved
+            except FloatingPointError:
+                bar.close()
+                raise
             lrs = {("lr_muon" if isinstance(o.optimizer, torch.optim.Muon) else "lr"):
                    o.param_groups[0]["lr"] for o in opts}  # the rates this step used
             for sched in scheds:
@@ -529,7 +543,11 @@ class Trainer:
                 self.evaluate(model, evaluate, step)  # the last step is always evaluated
             if (step == run.steps or stop or out_of_time
                     or (run.save_every and step % run.save_every == 0)):
-                self.check_finite(model, step, sums)  # never a checkpoint of broken weights
+                try:
+                    self.check_finite(model, step, sums)  # never a checkpoint of broken weights
+                except FloatingPointError:
+                    bar.close()
+                    raise
                 self.save_checkpoint(step)
             if stop:
                 self.print(f"stopping at step {step} (train.stop_at); resume with --resume latest")

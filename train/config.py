@@ -36,6 +36,7 @@ from lam_core.config import (
 from lam_core.data.scenes import mixture_weights
 from lam_core.pipeline import PIPELINE_FORMAT, PIPELINE_KEYS
 from lam_core.presets import PRESETS, get_preset
+from train.sources import SourceConfig, check_sources
 
 
 @dataclass
@@ -108,7 +109,8 @@ class DataConfig:
 
     Attributes:
         source: ``"miniwild"`` (procedural in-the-wild video), ``"world"`` (an action-labeled
-            world, with real actions) or ``"folder"`` (video files).
+            world, with real actions), ``"folder"`` (video files) or ``"shards"`` (WebDataset
+            shards of ``train/shards.py pack``, streamed; see docs/SCALE.md).
         world: ``reach``, ``drive`` or ``pusht`` (source ``world``).
         folder: root of the video files (source ``folder``).
         train_clips, val_clips: clips of each split (procedural sources: seeds 0…n-1 and 10⁹+…).
@@ -119,6 +121,15 @@ class DataConfig:
             the frozen encoder on first use; its index.json must match the encoder and the data).
         cache_dtype: ``float16``, ``bfloat16`` or ``float32`` (see lam_core.data.cache).
         cache_shard_size: clips per cache shard.
+        shards: source ``shards``: brace pattern of the shard URLs (paths, ``file://``,
+            ``pipe:``), e.g. ``/data/wild/shard-{000000..000099}.tar``.
+        shard_index: their ``index.json`` (default: beside the shards; needed for ``pipe:``).
+        val_shards: source ``shards``: held-out shards for validation (index beside them).
+        shard_features: train on the features stored in the shards (``pack --features`` with
+            this run's frozen encoder) instead of encoding their frames.
+        shuffle_buffer: clips each reader of a shard stream holds to shuffle them.
+        sources: weighted sources mixed per sample, one line each, e.g.
+            ``- {source: miniwild, scene: pan, weight: 2}`` (see train/sources.py).
     """
 
     source: str = "miniwild"
@@ -131,6 +142,12 @@ class DataConfig:
     cache_dir: str | None = None
     cache_dtype: str = "float16"
     cache_shard_size: int = 1024
+    shards: str | None = None
+    shard_index: str | None = None
+    val_shards: str | None = None
+    shard_features: bool = False
+    shuffle_buffer: int = 1000
+    sources: list[SourceConfig] | None = None
 
 
 @dataclass
@@ -367,8 +384,8 @@ def _check(job: JobConfig) -> None:
         ("train.keep_last", t.keep_last >= 1, "must be ≥ 1"),
         ("train.lpips_net", t.lpips_net in ("alex", "vgg", "squeeze"),
          "must be alex, vgg or squeeze"),
-        ("data.source", d.source in ("miniwild", "world", "folder"), "must be miniwild, world or "
-         "folder"),
+        ("data.source", d.source in ("miniwild", "world", "folder", "shards"),
+         "must be miniwild, world, folder or shards"),
         ("data.folder", d.source != "folder" or bool(d.folder), "is required with source: folder"),
         ("data.num_frames", d.num_frames % job.encoder.tubelet == 0
          and d.num_frames >= 2 * job.encoder.tubelet,
@@ -400,6 +417,7 @@ def _check(job: JobConfig) -> None:
     for key, ok, message in rules:
         if not ok:
             raise ConfigError(f"{key}: {message}")
+    check_sources(job)
     if d.mixture is not None:
         if d.source != "miniwild":
             raise ConfigError(f"data.mixture: mixes MiniWild scenes, needs source: miniwild "

@@ -1,6 +1,8 @@
 """Data of the training scripts (DESIGN.md §4–§5): MiniWild, the action-labeled worlds or a video
 folder, encoded on the fly by the frozen encoder or read from a feature cache (paper §4: the
-encoder stays frozen, so its features can be computed once).
+encoder stays frozen, so its features can be computed once); or, for scale, a stream of WebDataset
+shards and weighted mixtures of sources (``data.source: shards``, ``data.sources``; see
+train/sources.py and docs/SCALE.md).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from lam_core.data.cache import (
     read_index,
 )
 from train.config import JobConfig
+from train.sources import build_stream, build_validation, describe_sources, is_stream
 
 
 def build_dataset(job: JobConfig, split: str) -> Dataset:
@@ -31,8 +34,14 @@ def build_dataset(job: JobConfig, split: str) -> Dataset:
     Args:
         job: the run config (``data`` and the encoder's size, tubelet and fps).
         split: ``"train"`` (``data.train_clips`` clips) or ``"val"`` (``data.val_clips``).
+
+    Returns:
+        A map-style dataset; for ``data.source: shards`` and ``data.sources`` the training split
+        is an endless ``ClipStream`` (an IterableDataset) and the validation split map-style.
     """
     d, enc = job.data, job.encoder
+    if is_stream(job):
+        return build_stream(job) if split == "train" else build_validation(job)
     length = d.train_clips if split == "train" else d.val_clips
     if d.source == "miniwild":
         from lam_core.data.miniwild import MiniWildConfig, MiniWildDataset
@@ -56,6 +65,8 @@ def build_dataset(job: JobConfig, split: str) -> Dataset:
 def data_description(job: JobConfig, split: str) -> dict:
     """What a feature cache holds, compared with ``index.json`` when the cache is reused."""
     d = job.data
+    if is_stream(job):
+        return {**describe_sources(job), "split": split}
     desc = {"source": d.source, "split": split, "num_frames": d.num_frames,
             "clips": d.train_clips if split == "train" else d.val_clips}
     if d.source == "world":
@@ -140,6 +151,8 @@ def training_data(job: JobConfig, trainer, encoder: nn.Module) -> Dataset:
     Raises:
         FeatureCacheError: the cache exists but was built from another encoder or other data.
     """
+    if is_stream(job):  # features in the shards must come from this encoder
+        return build_stream(job, encoder_cfg=encoder.cfg)
     if not job.data.cache_dir:
         return build_dataset(job, "train")
     cache = Path(job.data.cache_dir)

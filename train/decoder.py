@@ -85,6 +85,9 @@ def train(job: JobConfig, resume: str | None = None,
     if job.data.cache_dir:
         raise ConfigError("data.cache_dir: the decoder needs the pixels of each clip; a feature "
                           "cache holds only features")
+    if job.data.shard_features:
+        raise ConfigError("data.shard_features: the decoder needs the pixels of each clip; set "
+                          "it to false (the shards hold the frames too)")
     if run.train_encoder and (job.encoder.kind != "tiny" or job.encoder_path):
         raise ConfigError("train.train_encoder: needs encoder.kind: tiny and no encoder_path")
     trainer = Trainer(job, "decoder")

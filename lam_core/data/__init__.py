@@ -2,7 +2,9 @@
 "movers" scenes and mixtures of scenes in :mod:`lam_core.data.scenes`), the action-labeled
 reach and drive worlds, Push-T recordings (optional gym-pusht, imported on first use) and folders
 of real video files. Everything produces :class:`~lam_core.clip.Clip` objects; the datasets give
-``(T, 3, H, W)`` float tensors in [0, 1].
+``(T, 3, H, W)`` float tensors in [0, 1]. For scale: WebDataset shards of clips
+(:mod:`lam_core.data.shards`) and resumable streams that mix sources by weight
+(:mod:`lam_core.data.streams`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from lam_core.data.scenes import (
     mixture_weights,
     step_velocities,
 )
+from lam_core.data.shards import ShardClips, ShardError, ShardWriter
+from lam_core.data.streams import ClipStream, MapSource, ShardSource
 from lam_core.data.worlds import (
     EFFECTOR_COLOR,
     WORLD_FPS,
@@ -55,11 +59,17 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "WORLD_FPS",
     "ActionWorldDataset",
+    "ClipStream",
     "DriveWorld",
+    "MapSource",
     "MiniWildConfig",
     "MiniWildDataset",
     "MixtureDataset",
     "ReachWorld",
+    "ShardClips",
+    "ShardError",
+    "ShardSource",
+    "ShardWriter",
     "VideoFolderDataset",
     "benchmark",
     "choose_scene",
