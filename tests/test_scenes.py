@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -292,3 +293,18 @@ def test_every_photo_loads_offline_and_has_a_source(monkeypatch):
         assert PHOTO_SOURCES[name].split(",")[0] in ("scikit-image (skimage.data)",
                                                      "scikit-learn (sklearn.datasets"
                                                      ".load_sample_images)")
+
+
+def test_miniwild_settings_in_the_data_config():
+    from train.config import load_job_config, miniwild_config
+    from train.data import data_description
+
+    recipe = Path(__file__).resolve().parents[1] / "train" / "configs" / "tiny_pixel_lam.yaml"
+    job = load_job_config(recipe, ["data.miniwild={max_rotation: 10.0, view: [80, 90]}"])
+    cfg = miniwild_config(job)
+    assert cfg.max_rotation == 10 and cfg.view == (80, 90) and cfg.size == job.encoder.image_size
+    assert data_description(job, "train")["miniwild"] == {"max_rotation": 10.0, "view": [80, 90]}
+    with pytest.raises(ConfigError, match=r"data\.miniwild\.max_rotate: unknown"):
+        load_job_config(recipe, ["data.miniwild={max_rotate: 10}"])
+    with pytest.raises(ConfigError, match=r"data\.miniwild: .*still_probability"):
+        load_job_config(recipe, ["data.miniwild={still_probability: 2.0}"])

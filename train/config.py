@@ -115,6 +115,8 @@ class DataConfig:
         folder: root of the video files (source ``folder``).
         train_clips, val_clips: clips of each split (procedural sources: seeds 0…n-1 and 10⁹+…).
         num_frames: frames per clip (``steps × tubelet``).
+        miniwild: MiniWild generator settings (fields of ``lam_core.data.MiniWildConfig``), e.g.
+            ``{max_rotation: 10, rotation_probability: 0.5}`` for pans that turn more.
         mixture: source ``miniwild``: weights over its scenes, e.g. ``{pan: 2, movers: 1, wild: 1}``
             (each item's scene is drawn from them, see lam_core.data.scenes); None: ``wild`` only.
         cache_dir: train from a feature cache of the training split in this folder (built with
@@ -139,6 +141,7 @@ class DataConfig:
     val_clips: int = 32
     num_frames: int = 16
     mixture: dict[str, float] | None = None
+    miniwild: dict[str, Any] | None = None  # a value, not a section: YAML gives the whole dict
     cache_dir: str | None = None
     cache_dtype: str = "float16"
     cache_shard_size: int = 1024
@@ -418,6 +421,7 @@ def _check(job: JobConfig) -> None:
         if not ok:
             raise ConfigError(f"{key}: {message}")
     check_sources(job)
+    miniwild_config(job)  # raises ConfigError naming data.miniwild.<key>
     if d.mixture is not None:
         if d.source != "miniwild":
             raise ConfigError(f"data.mixture: mixes MiniWild scenes, needs source: miniwild "
@@ -426,6 +430,30 @@ def _check(job: JobConfig) -> None:
             mixture_weights(d.mixture)
         except ValueError as e:
             raise ConfigError(f"data.mixture: {e}") from e
+
+
+def miniwild_config(job: JobConfig):
+    """The MiniWild generator settings of a run: its frames, size and fps, plus
+    ``data.miniwild``.
+
+    Raises:
+        ConfigError: naming ``data.miniwild.<key>`` for an unknown field or a bad value.
+    """
+    from lam_core.data.miniwild import MiniWildConfig
+
+    d, enc = job.data, job.encoder
+    valid = {f.name for f in dataclasses.fields(MiniWildConfig)} - {"num_frames", "size", "fps"}
+    given = d.miniwild or {}
+    unknown = sorted(set(given) - valid)
+    if unknown:
+        raise ConfigError(f"data.miniwild.{unknown[0]}: unknown MiniWild setting (valid: "
+                          f"{', '.join(sorted(valid))})")
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
+    try:
+        return MiniWildConfig(num_frames=d.num_frames, size=enc.image_size, fps=enc.fps,
+                              **options)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"data.miniwild: {e}") from e
 
 
 def load_job_config(config: str | Path | None, overrides: list[str] | tuple[str, ...] = (),

@@ -24,7 +24,7 @@ from lam_core.data.cache import (
     build_feature_cache,
     read_index,
 )
-from train.config import JobConfig
+from train.config import JobConfig, miniwild_config
 from train.sources import build_stream, build_validation, describe_sources, is_stream
 
 
@@ -44,10 +44,10 @@ def build_dataset(job: JobConfig, split: str) -> Dataset:
         return build_stream(job) if split == "train" else build_validation(job)
     length = d.train_clips if split == "train" else d.val_clips
     if d.source == "miniwild":
-        from lam_core.data.miniwild import MiniWildConfig, MiniWildDataset
+        from lam_core.data.miniwild import MiniWildDataset
         from lam_core.data.scenes import MixtureDataset
 
-        cfg = MiniWildConfig(num_frames=d.num_frames, size=enc.image_size, fps=enc.fps)
+        cfg = miniwild_config(job)
         if d.mixture is not None:
             return MixtureDataset(cfg, d.mixture, length=length, split=split)
         return MiniWildDataset(cfg, length=length, split=split)
@@ -75,6 +75,8 @@ def data_description(job: JobConfig, split: str) -> dict:
         from lam_core.data.scenes import mixture_weights
 
         desc["mixture"] = mixture_weights(d.mixture)  # the scenes' probabilities
+    if d.source == "miniwild" and d.miniwild:
+        desc["miniwild"] = dict(d.miniwild)
     if d.source == "folder":
         desc["folder"] = str(Path(d.folder).resolve())
     return desc

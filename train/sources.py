@@ -144,9 +144,10 @@ def _map_dataset(job: JobConfig, s: SourceConfig, split: str, length: int | None
     if length is None:
         length = s.clips or d.train_clips
     if s.source == "miniwild":
-        from lam_core.data.miniwild import MiniWildConfig, MiniWildDataset
+        from lam_core.data.miniwild import MiniWildDataset
+        from train.config import miniwild_config  # train.config imports this module
 
-        cfg = MiniWildConfig(num_frames=d.num_frames, size=enc.image_size, fps=enc.fps)
+        cfg = miniwild_config(job)
         return MiniWildDataset(replace(cfg, scene=s.scene or "wild"), length=length, split=split)
     if s.source == "world":
         from lam_core.data.worlds import ActionWorldDataset
