@@ -2,9 +2,10 @@
 
 Every variant of ``train/configs/pixel_lam.yaml`` gets the training time of ``--steps`` steps of
 the flagship's design ("flow"): its own step count is ``steps × cost(flow) / cost(variant)``,
-with the costs of one training step (batch 16, forward + backward + optimiser, random features)
-measured for all variants in ONE process, interleaved, so that the load of this shared machine
-weighs on all of them alike (timing each run on its own gave costs that moved with the load).
+with the cost of one training step (batch 16, forward + backward + optimiser, random features)
+relative to flow's measured in ONE process, step after step, so that the load of this shared
+machine weighs on both alike (timing each variant on its own gave costs that moved with the
+load).
 Then each is scored: validation L1 beside copying the last frame, and the motion-transfer
 evaluations (camera pans over held-out real frames from ``--clips``, MiniWild discs). Runs one job
 at a time on ``--threads`` threads (the flagship trains beside it); a variant whose ``final/``
@@ -41,9 +42,14 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
-def step_costs(names: list[str], repeats: int = 2, steps: int = 3) -> dict[str, float]:
-    """Seconds per training step of each variant (batch 16, 8 frames), measured interleaved in
-    this process: ``repeats`` rounds over all variants, the best of each kept."""
+def step_costs(names: list[str], rounds: int = 4) -> dict[str, float]:
+    """Cost of one training step of each variant relative to ``flow`` (batch 16, 8 frames):
+    one step of flow, then one of the variant, ``rounds`` times, in this process; the median of
+    the ratios. Adjacent steps see the same load, so the ratio holds while the load moves (an
+    absolute timing of each variant in turn did not: the same architecture measured 2 s and
+    6.8 s a minute apart)."""
+    import statistics
+
     import torch
 
     from lam_core.models import LatentActionModel
@@ -51,25 +57,33 @@ def step_costs(names: list[str], repeats: int = 2, steps: int = 3) -> dict[str, 
     from train.config import load_job_config
 
     config = ROOT / "train" / "configs" / "pixel_lam.yaml"
-    models = {}
-    for name in names:
+
+    def build(name: str):
         job = load_job_config(config, VARIANTS[name])
         torch.manual_seed(0)
         model = LatentActionModel(job.lam).train()
-        models[name] = (model, build_optimizers(model, job.train), job)
-    best = dict.fromkeys(names, float("inf"))
-    for _ in range(repeats):
-        for name, (model, opts, job) in models.items():
-            feats = torch.rand(job.train.batch_size, job.data.num_frames, 64, 192)
-            for i in range(steps + 1):
-                t = time.perf_counter()
-                model(feats).loss.backward()
-                for o in opts:
-                    o.step()
-                    o.zero_grad(set_to_none=True)
-                if i:  # the first step warms up
-                    best[name] = min(best[name], time.perf_counter() - t)
-    return best
+        feats = torch.rand(job.train.batch_size, job.data.num_frames, 64, 192)
+        opts = build_optimizers(model, job.train)
+
+        def step() -> float:
+            t = time.perf_counter()
+            model(feats).loss.backward()
+            for o in opts:
+                o.step()
+                o.zero_grad(set_to_none=True)
+            return time.perf_counter() - t
+
+        step()  # warm-up
+        return step
+
+    flow = build("flow")
+    costs = {"flow": 1.0}
+    for name in names:
+        if name == "flow":
+            continue
+        step = build(name)
+        costs[name] = statistics.median(step() / flow() for _ in range(rounds))
+    return costs
 
 
 def launch(run_dir: Path, overrides: list[str], threads: int, log: Path) -> None:
@@ -138,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
 
         torch.set_num_threads(args.threads)
         costs = step_costs(sorted({"flow", *todo}))
-        print(f"[{time.strftime('%H:%M:%S')}] seconds per step: "
+        print(f"[{time.strftime('%H:%M:%S')}] step cost relative to flow: "
               + ", ".join(f"{k} {v:.2f}" for k, v in costs.items()), flush=True)
     for name in names:
         overrides = VARIANTS[name]
@@ -150,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
                          "train.save_every=100"], args.threads, out / f"{name}.log")
         lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         last = {k: v for d in lines for k, v in d.items()}  # the last value of every key
-        r = {"overrides": overrides, "steps": last["step"], "step_cost_s": costs.get(name),
+        r = {"overrides": overrides, "steps": last["step"], "relative_step_cost": costs.get(name),
              "val_l1": last.get("val_l1"), "val_copy_last_l1": last.get("val_copy_last_l1"),
              "latent_stat": last.get("kl", last.get("latent_norm", last.get("perplexity"))),
              "train_seconds": last.get("time")}
