@@ -86,3 +86,10 @@ def test_export_ships_the_curves_of_every_run(tmp_path):
     assert steps == [1, 2, 3, 4, 5]  # the second run continues after the first
     record = read_training_record(shipped / "lam")
     assert record["steps"] == 5 and len(record["runs"]) == 2
+
+
+def test_warm_start_may_change_what_only_weighs_the_loss(tmp_path, capsys):
+    first = run(tmp_path / "a", "train.steps=1")
+    run(tmp_path / "b", "train.steps=1", "lam.regularizer.beta=0.5", "lam.change_weight=3.0",
+        init_from=str(first))
+    assert "lam.change_weight 1.0 → 3.0 (weighs the loss only)" in capsys.readouterr().out

@@ -73,12 +73,29 @@ def regularizer_schedule(run) -> Callable[[int], float]:
     return weight
 
 
-def warm_start(lam: LatentActionModel, folder: str) -> dict:
+# LAM settings that weigh the loss only: a warm start may change them (the weights mean the same)
+LOSS_ONLY = {"change_weight", "flow_l1", "regularizer.beta", "regularizer.free_bits",
+             "regularizer.lambda_l1", "regularizer.lambda_l2", "regularizer.lambda_v",
+             "regularizer.lambda_c", "regularizer.lambda_m", "regularizer.commitment",
+             "regularizer.reset_every"}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def warm_start(lam: LatentActionModel, folder: str, log=print) -> dict:
     """Load the LAM weights of ``folder`` (a pipeline folder or a lam component) into ``lam``;
     returns the training record they carry (``{"steps", "clips", "runs"}``, ``{}`` if none).
+    Settings that only weigh the loss (:data:`LOSS_ONLY`, e.g. ``lam.regularizer.beta``) may
+    differ: each change is logged.
 
     Raises:
-        ConfigError: the folder is missing or its LAM config differs from the run's (named keys).
+        ConfigError: the folder is missing or its LAM config differs from the run's in a setting
+            that shapes the model (named keys).
     """
     from lam_core.checkpoint import (
         WEIGHTS_NAME,
@@ -93,11 +110,15 @@ def warm_start(lam: LatentActionModel, folder: str) -> dict:
     if path is None:
         raise ConfigError(f"--init-from {folder}: no such folder")
     comp = component_folder(path, "lam")
-    theirs, ours = config_to_dict(read_component_config(comp, "lam")), config_to_dict(lam.cfg)
+    theirs = _flat(config_to_dict(read_component_config(comp, "lam")))
+    ours = _flat(config_to_dict(lam.cfg))
     diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-    if diff:
+    shaping = [k for k in diff if k not in LOSS_ONLY]
+    if shaping:
         raise ConfigError(f"--init-from {comp}: its lam config differs from this run's in "
-                          f"{', '.join('lam.' + k for k in diff)}")
+                          f"{', '.join('lam.' + k for k in shaping)}")
+    for k in diff:
+        log(f"warm start: lam.{k} {theirs.get(k)!r} → {ours.get(k)!r} (weighs the loss only)")
     load_state_checked(lam, comp / WEIGHTS_NAME)
     return read_training_record(comp)
 
