@@ -1,28 +1,105 @@
-"""Seconds per CEM plan (reach protocol, paper App. A: N=300, K=10, I=15, H=3) on random weights of
-the ``small`` preset, with the adapter and the MLP controller and for the action-conditioned model.
-The ratio adapter / MLP says what the controller costs in planning."""
+"""One CEM plan on ``reach`` (paper App. A, DROID: N=300, K=10, I=15, H=3) and on ``drive``
+(RECON: one action repeated over H=8, N=120, one iteration) with the studio's default world model
+(``assets/checkpoints/pixel-noisy``) and an untrained adapter controller of the pixel preset
+(timing does not depend on the weights).
+
+Batched: all N candidates in one rollout with the KV cache, the start shared (its keys, values
+and latents computed once, :meth:`WorldModel.rollout`). Against a per-candidate loop (the same
+cost, one candidate per rollout), timed on a subset of candidates and scaled to N · I (every
+candidate costs the same in a loop), at one thread or the run's, whichever is faster. The two
+give the same costs (``tests/test_fast_paths.py``).
+"""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import torch
+from harness import Context, Row, count_flops
 
-from lam_core import LatentActionPipeline, get_preset
-from lam_core.eval.planning import REACH_CEM, time_plan
-from lam_core.planning import CEMConfig
+REPO = Path(__file__).resolve().parent.parent
+CHECKPOINT = REPO / "assets" / "checkpoints" / "pixel-noisy"
 
 
-def _pipeline(kind: str = "latent", controller: str = "adapter") -> LatentActionPipeline:
+def pixel_pipeline():
+    """The shipped pixel world model (random weights of the preset if it is missing) with an
+    untrained adapter controller of the pixel preset."""
+    from lam_core import LatentActionPipeline, get_preset
+    from lam_core.checkpoint import build_component
+
     torch.manual_seed(0)
-    cfg = get_preset("small", kind=kind)
-    cfg.controller.kind = controller
-    return LatentActionPipeline.from_config(cfg)
+    cfg = get_preset("pixel")
+    if CHECKPOINT.is_dir():
+        pipe = LatentActionPipeline.from_pretrained(CHECKPOINT)
+    else:
+        pipe = LatentActionPipeline.from_config(cfg)
+    pipe.controller = build_component("controller", cfg.controller).eval()
+    return pipe
 
 
-def run(quick: bool = False) -> dict:
-    cfg = CEMConfig(samples=60, elites=6, iterations=3, horizon=3) if quick else REACH_CEM
-    adapter = time_plan(_pipeline(controller="adapter"), cfg)
-    mlp = time_plan(_pipeline(controller="mlp"), cfg)
-    action = time_plan(_pipeline(kind="action"), cfg)
-    return {"cem": f"N={cfg.samples} K={cfg.elites} I={cfg.iterations} H={cfg.horizon}",
-            "plan_s_adapter_controller": adapter, "plan_s_mlp_controller": mlp,
-            "plan_s_action_conditioned": action, "adapter_over_mlp": adapter / mlp}
+def plan_row(ctx: Context, pipe, world: str, cfg, horizon: int, subset: int) -> Row:
+    """Time one plan batched and a per-candidate loop on ``subset`` candidates."""
+    from lam_core.data.miniwild import split_seeds
+    from lam_core.eval.planning import (
+        RepeatedAction,
+        episode_features,
+        make_episode,
+        planning_model,
+    )
+    from lam_core.planning import cem
+
+    ep = make_episode(world, split_seeds(1, "val")[0], horizon, pipe.tubelet)
+    start, goal = episode_features(pipe, ep)
+    action_dim = ep.actions.shape[1]
+
+    def model(batch_size=None):
+        m = planning_model(pipe, start, goal, batch_size)
+        return m if cfg.horizon == horizon else RepeatedAction(m, horizon)
+
+    batched = model()
+    probe = torch.rand(cfg.samples, cfg.horizon, action_dim) * 2 - 1
+    batched.cost(probe)  # warm-up
+    t = time.perf_counter()
+    cem(batched, action_dim, cfg, seed=0)
+    seconds = time.perf_counter() - t
+    loop = model(batch_size=1)
+    per_thread = {}
+    for threads in sorted({1, ctx.threads}):  # the loop at its best thread count
+        torch.set_num_threads(threads)
+        loop.cost(probe[:2])  # warm-up
+        t = time.perf_counter()
+        loop.cost(probe[:subset])
+        per_thread[threads] = (time.perf_counter() - t) / subset
+    torch.set_num_threads(ctx.threads)
+    per_candidate = min(per_thread.values())
+    loop_s = per_candidate * cfg.samples * cfg.iterations
+    flops = count_flops(lambda: batched.cost(probe)) * cfg.iterations
+    floor = ctx.floor(flops)
+    steps = cfg.samples * cfg.iterations * horizon
+    if world == "reach":
+        target, met = "≤ 5 s; batched ≥ 20× loop", seconds <= 5 and loop_s / seconds >= 20
+    else:
+        target, met = "batched ≥ 20× loop", loop_s / seconds >= 20
+    return Row(
+        name=f"CEM plan, {world} (N={cfg.samples} K={cfg.elites} I={cfg.iterations} H={horizon})",
+        value=seconds, unit="s", ratio=loop_s / seconds,
+        ratio_of=f"per-candidate loop ({subset} timed, ×{cfg.samples * cfg.iterations}) / batched",
+        flops=flops, floor_s=floor, target=target, met=met,
+        note=f"{steps} candidate-steps, {flops / steps / 1e6:.0f} MFLOP each; loop {loop_s:.0f} s",
+        extra={"loop_s": loop_s, "loop_per_candidate_s_by_threads": per_thread,
+               "candidate_steps": steps},
+    )  # fmt: skip
+
+
+def run(ctx: Context) -> list[Row]:
+    from lam_core.eval.planning import DRIVE_CEM, DRIVE_HORIZON, REACH_CEM
+    from lam_core.planning import CEMConfig
+
+    pipe = pixel_pipeline()
+    reach = CEMConfig(samples=60, elites=6, iterations=2, horizon=3) if ctx.quick else REACH_CEM
+    subset = 8 if ctx.quick else 24
+    return [
+        plan_row(ctx, pipe, "reach", reach, reach.horizon, subset),
+        plan_row(ctx, pipe, "drive", DRIVE_CEM, DRIVE_HORIZON, subset),
+    ]

@@ -338,6 +338,8 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
 
         Args:
             context: ``(B, C, N, D)`` real steps; the context's own transitions take IDM latents.
+                ``(1, C, N, D)`` is a start shared by the B action sequences (CEM candidates): its
+                latents and its shared prefix are computed once (:meth:`WorldModel.rollout`).
             actions: ``(B, H, A)``, one per predicted step.
 
         Returns:
@@ -345,6 +347,7 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
         """
         c, horizon = context.shape[1], actions.shape[1]
         actions = actions.to(self.device, torch.float32)
+        b = max(len(actions), len(context))
         kind = self.lam.cfg.kind
         with self._autocast():
             if kind == "action":
@@ -357,7 +360,8 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
             z_ctx = self.lam.infer_latents(context) if c > 1 else None
             out = self.lam.rollout(
                 context, z_ctx, horizon, use_cache,
-                next_cond=lambda i, s: self.controller(actions[:, i : i + 1], s),
+                next_cond=lambda i, s: self.controller(actions[:, i : i + 1],
+                                                       s.expand(b, -1, -1, -1)),
             )
         return out.float()
 
@@ -379,6 +383,26 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
         return self.encode(video_or_features)
 
     # ------------------------------------------------------------------ evaluations
+    def _latents_of(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """IDM latents of two feature sequences, in one batch when their shapes allow (a latent
+        depends only on its own pair of steps, so this equals two calls to float rounding); a
+        sequence of one step has none (``(B, 0, D_z)``)."""
+        def latents(x: torch.Tensor) -> torch.Tensor:
+            if x.shape[1] > 1:
+                return self.infer_latents(x)
+            return x.new_zeros(x.shape[0], 0, self.lam.cfg.regularizer.latent_dim)
+
+        if a.shape[0] != b.shape[0] or a.shape[1] != b.shape[1] or a.shape[1] < 2:
+            return latents(a), latents(b)
+        return self.infer_latents(torch.cat([a, b])).split(a.shape[0])
+
+    def _rollouts(self, runs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+        """Rollouts of several ``(context, cond)`` pairs of equal shapes as one batch (the same
+        predictions to float rounding: rows of a batch do not interact)."""
+        sizes = [len(ctx) for ctx, _ in runs]
+        out = self.rollout(torch.cat([ctx for ctx, _ in runs]), torch.cat([z for _, z in runs]))
+        return list(out.split(sizes))
+
     @staticmethod
     def _step_errors(pred: torch.Tensor, true: torch.Tensor) -> np.ndarray:
         """Feature L1 per step: ``(B, S, N, D)`` × 2 → ``(S,)`` (mean over batch, tokens, width)."""
@@ -387,7 +411,7 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
     def _decode_clip(self, features: torch.Tensor) -> Clip | None:
         return None if self.decoder is None else self.to_clip(self.decode(features))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def transfer(
         self,
         source: VideoLike,
@@ -420,19 +444,18 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
         if horizon < 1:
             raise ValueError("steps must be ≥ 1")
         report(0.3, "inferring latent actions")
-        z_src, z_tgt = self.infer_latents(s_src), self.infer_latents(s_tgt)
         c = context
         total = c - 1 + horizon
+        z_src, z_tgt = self._latents_of(s_src[:, : total + 1], s_tgt[:, : total + 1])
         cond = torch.cat([z_tgt[:, : c - 1], z_src[:, c - 1 : total]], dim=1)
         report(0.5, "rolling out")
-        pred = self.rollout(s_tgt[:, :c], cond)
-        own_src = self.rollout(s_src[:, :c], z_src[:, :total])
+        # the target driven by the source, the source and the target by their own: one batch
+        runs = [(s_tgt[:, :c], cond), (s_src[:, :c], z_src[:, :total])]
+        if z_tgt.shape[1] >= total:
+            runs.append((s_tgt[:, :c], z_tgt[:, :total]))
+        pred, own_src, *own = self._rollouts(runs)
+        own_tgt = own[0] if own else None
         tgt_steps = min(s_tgt.shape[1], c + horizon)
-        own_tgt = (
-            self.rollout(s_tgt[:, :c], z_tgt[:, :total], horizon)
-            if z_tgt.shape[1] >= total
-            else None
-        )
         src_err = float(self._step_errors(own_src, s_src[:, c : c + horizon]).mean())
         tgt_err = (
             float("nan")
@@ -458,7 +481,7 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
         report(1.0, "done")
         return result
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def cycle(
         self,
         source: VideoLike,
@@ -482,14 +505,17 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
         horizon = min(s_a.shape[1], s_b.shape[1]) - c
         if c < 1 or horizon < 1:
             raise ValueError(f"need more than {c} steps in both clips for a cycle with context {c}")
-        z_a, z_b = self.infer_latents(s_a), self.infer_latents(s_b)
         total = c - 1 + horizon
+        # B's own latents serve only its c - 1 context transitions (none when c = 1)
+        z_a, z_b = self._latents_of(s_a[:, : total + 1], s_b[:, :c])
         report(0.3, "A → B")
-        b_pred = self.rollout(s_b[:, :c], torch.cat([z_b[:, : c - 1], z_a[:, c - 1 : total]], 1))
+        b_pred, direct = self._rollouts([
+            (s_b[:, :c], torch.cat([z_b[:, : c - 1], z_a[:, c - 1 : total]], 1)),
+            (s_a[:, :c], z_a[:, :total]),
+        ])  # fmt: skip
         b_seq = torch.cat([s_b[:, :c], b_pred], dim=1)
         report(0.6, "B → A")
         z_cycled = self.infer_latents(b_seq)
-        direct = self.rollout(s_a[:, :c], z_a[:, :total])
         cycled = self.rollout(s_a[:, :c], torch.cat([z_a[:, : c - 1], z_cycled[:, c - 1 :]], 1))
         truth = s_a[:, c : c + horizon]
         e_direct, e_cycled = self._step_errors(direct, truth), self._step_errors(cycled, truth)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -85,19 +86,23 @@ def finite(x: float) -> float | None:
 def load_pair(
     pipe: LatentActionPipeline, first: str | None, second: str | None, names: tuple[str, str]
 ) -> tuple[Clip, Clip, list[str]]:
-    """Decode two uploads for ``pipe`` (capped); returns both clips and the cap notes."""
-    clips, notes = [], []
+    """Decode two uploads for ``pipe`` (capped); returns both clips and the cap notes.
+
+    The two files are decoded side by side, one thread each (the decoders release the GIL), so
+    one request uses both cores while it decodes (docs/PERFORMANCE.md)."""
     for path, name in zip((first, second), names):
         if not path:
             raise bad_input(
                 f"upload a {name} video first (or pick an example)", title="missing input"
             )
-        upload = read_upload(path, pipe.fps, pipe.image_size, 2 * pipe.tubelet, name)
-        clips.append(upload.clip)
-        if upload.note:
-            notes.append(upload.note)
-            gr.Warning(upload.note)
-    return clips[0], clips[1], notes
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(read_upload, path, pipe.fps, pipe.image_size, 2 * pipe.tubelet,
+                               name) for path, name in zip((first, second), names)]
+        uploads = [f.result() for f in futures]  # the first input's error first, as before
+    notes = [u.note for u in uploads if u.note]
+    for note in notes:
+        gr.Warning(note)
+    return uploads[0].clip, uploads[1].clip, notes
 
 
 def _needs_decoder(pipe: LatentActionPipeline, checkpoint: str) -> None:

@@ -71,11 +71,14 @@ class LatentPlanningModel:
             raise ValueError("latent planning needs a latent action model with a controller")
 
     def predict(self, actions: torch.Tensor) -> torch.Tensor:
-        """``(B, H, A)`` → ``(B, H, N, D)`` (:meth:`LatentActionPipeline.rollout_with_actions`)."""
-        start = self.start.expand(len(actions), -1, -1, -1)
-        return self.pipeline.rollout_with_actions(start, actions)
+        """``(B, H, A)`` → ``(B, H, N, D)`` (:meth:`LatentActionPipeline.rollout_with_actions`).
 
-    @torch.no_grad()
+        The start ``(1, C, N, D)`` is shared by the B candidates: its latents and the keys and
+        values of its shared prefix are computed once and broadcast (same costs to float
+        rounding as expanding it, ``tests/test_planning_speed.py``)."""
+        return self.pipeline.rollout_with_actions(self.start, actions)
+
+    @torch.inference_mode()
     def cost(self, actions: torch.Tensor) -> torch.Tensor:
         """``(N, H, A)`` → ``(N,)``: ``‖s_goal − ŝ_H‖₂`` of each candidate."""
         out = [

@@ -18,7 +18,9 @@ head predicts, per merged token, a few flow vectors and a fill:
 
 Rollouts compose the flows and sample the last real frame once (:class:`FlowComposer`): resampling
 the previous prediction at every step would blur the detail by bilinear interpolation step after
-step. Only pixels with no source in that anchor frame come from the previous prediction.
+step. Only pixels with no source in that anchor frame come from the previous prediction. A
+composed step costs two ``grid_sample`` calls (one on the first step): the in-frame shares are
+computed in closed form (:func:`inside_share`) and samples at the same points share one call.
 """
 
 from __future__ import annotations
@@ -59,6 +61,23 @@ def validity(flow: torch.Tensor) -> torch.Tensor:
     b, _, h, w = flow.shape
     ones = flow.new_ones(b, 1, h, w)
     return sample_at(ones, flow, padding="zeros")
+
+
+def inside_share(flow: torch.Tensor) -> torch.Tensor:
+    """:func:`validity` in closed form (no ``grid_sample``): ``(B, 2, H, W)`` → ``(B, 1, H, W)``.
+
+    Bilinear sampling of an all-ones image with zero padding is separable: at the source point
+    ``u = x + f_x`` (pixel units) the taps inside the frame weigh ``clamp(min(u + 1, W − u), 0,
+    1)``, likewise along y, and the share is the product. Equal to :func:`validity` to float
+    rounding, and so are the gradients away from whole-pixel kinks (``tests/test_fast_paths.py``).
+    """
+    _, _, h, w = flow.shape
+    xs = torch.arange(w, device=flow.device, dtype=flow.dtype)
+    ys = torch.arange(h, device=flow.device, dtype=flow.dtype)[:, None]
+    u, v = flow[:, 0] + xs, flow[:, 1] + ys  # B, H, W: source points in pixels
+    share_x = torch.minimum(u + 1, w - u).clamp(0, 1)
+    share_y = torch.minimum(v + 1, h - v).clamp(0, 1)
+    return (share_x * share_y)[:, None]
 
 
 def upsample_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -138,23 +157,37 @@ class FlowComposer:
     ``ŝ_t+1 = v_A · A(x + D_t+1(x)) + (1 − v_A) · ŝ_t(x + f(x)) + (1 − v) · fill``
 
     where ``v_A`` and ``v`` are the in-frame shares of the anchor and the local sample. The first
-    step equals :func:`warp_step` exactly; later ones sample the anchor once (sharp) and take only
-    what the anchor cannot provide from the previous prediction.
+    step equals :func:`warp_step` (to float rounding); later ones sample the anchor once (sharp)
+    and take only what the anchor cannot provide from the previous prediction.
+
+    Cost per step: ``D_t`` and ``ŝ_t`` are sampled at ``x + f`` in one ``grid_sample`` call, the
+    anchor at ``x + D_t+1`` in a second (on the first step ``D_t = 0``, so the anchor joins the
+    first call), and ``v_A``, ``v`` come from :func:`inside_share`.
 
     Args:
-        anchor: ``(B, 3, H, W)`` the last real frame.
+        anchor: ``(B, 3, H, W)`` the last real frame; ``B = 1`` is broadcast to the batch of the
+            flows (candidates that share a start, :meth:`WorldModel.rollout`).
     """
 
     def __init__(self, anchor: torch.Tensor):
         self.anchor = anchor.float()
-        b, _, h, w = anchor.shape
-        self.displacement = anchor.new_zeros(b, 2, h, w, dtype=torch.float32)
+        self.displacement: torch.Tensor | None = None  # None: zero (no step taken yet)
 
     def step(self, prev: torch.Tensor, flow: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
         """``prev`` ``(B, 3, H, W)`` the step the flow starts from → the next step."""
-        disp = flow + sample_at(self.displacement, flow)
+        b = flow.shape[0]
+        anchor = self.anchor.expand(b, -1, -1, -1)
+        prev = prev.float().expand(b, -1, -1, -1)
+        v_local = inside_share(flow)
+        if self.displacement is None:  # D_t = 0: D_t+1 = f, and both samples are at x + f
+            anchored, local = sample_at(torch.cat([anchor, prev], dim=1), flow).split(3, dim=1)
+            disp, v_anchor = flow, v_local
+        else:
+            moved, local = sample_at(torch.cat([self.displacement, prev], dim=1),
+                                     flow).split([2, 3], dim=1)
+            disp = flow + moved
+            v_anchor = inside_share(disp)
+            anchored = sample_at(anchor, disp)
         self.displacement = disp
-        v_anchor = validity(disp)
-        local = sample_at(prev.float(), flow)
-        composed = v_anchor * sample_at(self.anchor, disp) + (1 - v_anchor) * local
-        return composed + (1 - validity(flow)) * fill
+        composed = torch.lerp(local, anchored, v_anchor)  # v_A · anchored + (1 − v_A) · local
+        return composed.addcmul_(1 - v_local, fill)

@@ -57,6 +57,51 @@ class AdaLNBlock(nn.Module):
         return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
 
 
+class RolloutCache(KVCache):
+    """A :class:`KVCache` with room for ``capacity`` tokens per layer, allocated at the first
+    append: each step writes its keys and values in place (appending by concatenation copies the
+    whole cache at every step, O(steps²)). Same keys and values, bit for bit.
+
+    Args:
+        capacity: tokens per layer it will hold (steps processed × tokens per step).
+    """
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity
+        self.filled: dict[int, int] = {}
+
+    def get(self, layer: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if layer not in self.keys:
+            return None, None
+        end = self.filled[layer]
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+        start = self.filled.get(layer, 0)
+        end = start + k.shape[2]
+        if layer not in self.keys or end > self.keys[layer].shape[2]:  # first, or more than planned
+            room = max(self.capacity, 2 * end if layer in self.keys else end)
+            shape = (k.shape[0], k.shape[1], room, k.shape[3])
+            held = self.get(layer)
+            self.keys[layer], self.values[layer] = k.new_empty(shape), v.new_empty(shape)
+            if held[0] is not None:
+                self.keys[layer][:, :, :start], self.values[layer][:, :, :start] = held
+        self.keys[layer][:, :, start:end] = k
+        self.values[layer][:, :, start:end] = v
+        self.filled[layer] = end
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+    def broadcast(self, batch: int) -> None:
+        """Copy a batch-1 cache (a shared prefix) to ``batch`` rows."""
+        for store in (self.keys, self.values):
+            for layer, held in store.items():
+                if held.shape[0] != batch:
+                    full = held.new_empty(batch, *held.shape[1:])
+                    full[:, :, : self.filled[layer]] = held[:, :, : self.filled[layer]]
+                    store[layer] = full
+
+
 class WorldModel(nn.Module):
     """Frame-causal, frame-wise conditioned ViT predictor.
 
@@ -112,18 +157,25 @@ class WorldModel(nn.Module):
         return self.cond_embed(cond)
 
     def _run(self, features, cond, t0: int, cache: KVCache | None) -> torch.Tensor:
-        """Head outputs ``(B, S, n, out)`` for each of the S given steps (positions from ``t0``)."""
+        """Head outputs ``(B, S, n, out)`` for each of the S given steps (positions from ``t0``).
+
+        Features of batch 1 with conditions of batch B are broadcast (a shared start): the
+        tokens are projected once and the conditions make them B."""
         cfg, k = self.cfg, self.cfg.token_merge
         b, s, _, _ = features.shape
-        tokens = merge_tokens(features, cfg.grid, cfg.grid, k)  # B, S, n, k²D
+        if cond is not None and cond.shape[0] > b == 1:
+            b = cond.shape[0]
+        tokens = merge_tokens(features, cfg.grid, cfg.grid, k)  # B|1, S, n, k²D
         n = tokens.shape[2]
         c = self.embed_conditions(cond, b, s)  # B, S, W
-        x = self.proj_in(tokens)  # B, S, n, W
+        x = self.proj_in(tokens)  # B|1, S, n, W
         if cfg.condition_add:
             x = x + c[:, :, None]
+        x = x.expand(b, -1, -1, -1)  # B, S, n, W
         pos = grid_positions(s, self.grid, self.grid, x.device, t0=t0)
         past = cache.steps if cache is not None else 0
-        mask = frame_causal_mask(s, n, x.device, past_steps=past)
+        # one query step sees every cached step and itself: no mask needed (same result)
+        mask = None if s == 1 else frame_causal_mask(s, n, x.device, past_steps=past)
         for i, blk in enumerate(self.blocks):
             x = blk(x, c, pos, mask, cache, i)
         if cache is not None:
@@ -143,7 +195,7 @@ class WorldModel(nn.Module):
         flow, fill = self.flow.split(out)
         prev = self.flow.image(features)
         nxt = composer.step(prev, flow, fill) if composer else warp_step(prev, flow, fill)
-        return self.flow.features(nxt, features.shape[0]).to(features.dtype), flow
+        return self.flow.features(nxt, out.shape[0]).to(features.dtype), flow
 
     def predict(self, features: torch.Tensor, cond: torch.Tensor | None = None):
         """Teacher forcing with the flow: ``(ŝ_1 … ŝ_S (B, S, N, D), flow (B·S, 2, H, W) | None)``.
@@ -174,7 +226,8 @@ class WorldModel(nn.Module):
         """Autoregressive rollout from context steps.
 
         Args:
-            context: ``(B, C, N, D)`` real steps s_0 … s_C-1.
+            context: ``(B, C, N, D)`` real steps s_0 … s_C-1; ``(1, C, N, D)`` with conditions of
+                batch B is a start shared by B candidates (its shared prefix is computed once).
             cond: ``(B, C - 1 + H, C_dim)``: conditions of the context's transitions then of the H
                 predicted ones; None for the deterministic model (then ``horizon`` is required).
             horizon: H (default: from ``cond``).
@@ -209,25 +262,48 @@ class WorldModel(nn.Module):
         conds = [] if cond is None else list(cond.split(1, dim=1))
 
         def conditions(first: int, last: int, current: torch.Tensor) -> torch.Tensor | None:
-            """Conditions of transitions ``first … last``; asks ``next_cond`` for new ones."""
+            """Conditions of transitions ``first … last``; asks ``next_cond`` for new ones (a
+            shared start's batch-1 conditions are broadcast to the candidates' batch)."""
             if next_cond is not None and len(conds) <= last:
                 conds.append(next_cond(last - (c - 1), current))
-            return torch.cat(conds[first : last + 1], dim=1) if conds else None
+            if not conds:
+                return None
+            parts = conds[first : last + 1]
+            b = max(p.shape[0] for p in parts)
+            return torch.cat([p.expand(b, -1, -1) for p in parts], dim=1)
 
         # flow head: compose the flows from the last real frame (sharp, lam_core.models.flow)
         composer = FlowComposer(self.flow.image(context[:, -1:])) if self.flow else None
         preds: list[torch.Tensor] = []
         prev = context[:, -1:]
-        cache = KVCache() if use_cache else None
+        n = self.grid * self.grid
+        cache = RolloutCache((c + horizon - 1) * n) if use_cache else None
         for i in range(horizon):
             t = c - 1 + i
-            if use_cache:  # the context once, then one new step at a time
-                new = context if i == 0 else prev
-                out = self._run(new, conditions(0 if i == 0 else t, t, prev), t + 1 - new.shape[1],
-                                cache)[:, -1:]
-            else:  # recompute the whole prefix (the reference the cache is tested against)
-                seq = torch.cat([context, *preds], dim=1)
+            if not use_cache:  # recompute the whole prefix (the cache's reference)
+                seq = torch.cat([context.expand(len(prev), -1, -1, -1), *preds], dim=1)
                 out = self._run(seq, conditions(0, t, prev), 0, None)[:, -1:]
+            elif i > 0:  # one new step, attending to the cached ones
+                out = self._run(prev, conditions(t, t, prev), t, cache)
+            else:
+                out = self._first_step(context, conditions, cache)
             prev = self._next_steps(out, prev, composer)[0]
             preds.append(prev)
         return torch.cat(preds, dim=1)
+
+    def _first_step(self, context: torch.Tensor, conditions, cache: RolloutCache):
+        """Head output ``(B, 1, n, out)`` of the context's last step, the context in ``cache``.
+
+        A context of batch 1 whose last transition has conditions of batch B (candidates that
+        share a start, e.g. CEM) is a shared prefix: its first ``C − 1`` steps, conditioned on
+        shared transitions, go through the model once, their keys and values are broadcast to
+        the B candidates, and only the last context step is computed per candidate.
+        """
+        c, last = context.shape[1], context[:, -1:]
+        cond = conditions(c - 1, c - 1, last)
+        if cond is None or cond.shape[0] <= context.shape[0]:  # no broadcast: all steps at once
+            return self._run(context, conditions(0, c - 1, last), 0, cache)[:, -1:]
+        if c > 1:
+            self._run(context[:, :-1], conditions(0, c - 2, last), 0, cache)
+            cache.broadcast(cond.shape[0])
+        return self._run(last, cond, c - 1, cache)
