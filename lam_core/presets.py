@@ -97,7 +97,7 @@ PRESETS: dict[str, PipelineConfig] = {
                          ctrl_width=48, flow_grid=8),
     # The previous embedded default: 64×64 frames, 8×8 tokens per step, world model and IDM over
     # 4×4 merged tokens (the merged IDM makes a LAM step 2.3× cheaper,
-    # benchmarks/bench_idm_merge.py, at the same validation L1: docs/RESULTS.md).
+    # benchmarks/bench_training.py, at the same validation L1: docs/results-2026-11-26.md).
     "small": _make(
         EncoderConfig(image_size=64, patch_size=8, dim=96, depth=4, heads=4),
         latent_dim=128,

@@ -29,7 +29,7 @@
 # regularizer's weight ramps up over the first half: train.reg_warmup_fraction), 300 for the
 # action baselines, 240 × 32 for the controllers. The small preset's IDM works on 2×2-merged tokens
 # like its world model (lam.idm_token_merge: 2), which makes a LAM step 2.3× cheaper
-# (benchmarks/bench_idm_merge.py) and paid for the 600 steps.
+# (python benchmarks/run.py: the IDM row of bench_training) and paid for the 600 steps.
 # Measured on 2026-11-26 (2 cores, fp32):
 #   autoencoder 26 min, caches 4 min (first run; later runs reused both);
 #   the 8 MiniWild world models 52.5 min (12–15 min per pair, deterministic 9.5 min), the action
