@@ -1,6 +1,6 @@
 """One training step of the embedded LAM recipe (``train/configs/pixel_lam.yaml``: pixel preset,
 batch 16 × 8 frames, fp32 as the recipe runs on CPUs without native bf16): forward, backward and
-the optimisers (Muon + AdamW, ``train.common.build_optimizers``) on clips the recipe's data
+the optimisers (Muon + AdamW, ``train.optim.build_optimizers``) on clips the recipe's data
 renders. Also bf16 autocast vs fp32 (one clip: bf16 is emulated on CPUs without AVX-512 BF16 /
 AMX, and slow) and the IDM over 64 tokens (shipped) vs 2×2-merged ones.
 """
@@ -46,8 +46,8 @@ def train_step(model, features: torch.Tensor, opts=(), bf16: bool = False) -> No
 
 def run(ctx: Context) -> list[Row]:
     from lam_core.models import LatentActionModel
-    from train.common import build_optimizers
     from train.config import load_job_config
+    from train.optim import build_optimizers
 
     job = load_job_config(RECIPE, [])
     features, render = recipe_batch(job)

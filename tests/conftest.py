@@ -16,6 +16,18 @@ from .helpers import tiny_pipeline
 
 
 @pytest.fixture
+def fresh_accelerate_state():
+    """Each in-process training run starts from a clean accelerate singleton state."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+@pytest.fixture
 def pipe() -> LatentActionPipeline:
     return tiny_pipeline()
 

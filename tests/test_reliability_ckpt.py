@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file, save_file
 
 from lam_core import CheckpointError, LatentActionPipeline
@@ -279,15 +278,6 @@ def test_frames_cli_with_an_unknown_hub_id_offline(tmp_path):
 
 
 # ---------------------------------------------------------------- non-finite losses
-@pytest.fixture
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-
-
 @pytest.mark.parametrize("bad", ["nan", "inf"])
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, bad,
                                                                   fresh_accelerate_state):

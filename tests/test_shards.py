@@ -31,13 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "train" / "configs"
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -18,21 +18,14 @@ from safetensors.torch import load_file, save_file
 from lam_core import LatentActionPipeline
 from lam_core.checkpoint import load_component
 from lam_core.data.cache import FeatureCacheError
-from train import common, controller, decoder, lam
+from train import common, controller, decoder, lam, optim
 from train.config import load_job_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "train" / "configs"
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    """Each in-process run starts from a clean accelerate singleton state."""
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")  # tests/conftest.py
 
 
 def job(recipe: str, out: Path, *overrides: str, defaults: dict | None = None):
@@ -183,7 +176,7 @@ def test_muon_gets_hidden_matrices_only():
 
     model = build_component("lam", get_preset("tiny").lam)
     names = {id(p): n for n, p in model.named_parameters()}
-    muon, adamw = common.split_parameters(model)
+    muon, adamw = optim.split_parameters(model)
     muon_names = {names[id(p)] for p in muon}
     assert "world_model.blocks.0.attn.qkv.weight" in muon_names
     assert "world_model.blocks.0.modulation.1.weight" in muon_names

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from accelerate.state import AcceleratorState, GradientState
 
 from lam_core import ConfigError, LatentActionPipeline
 from lam_core.checkpoint import read_training_record
@@ -20,13 +19,7 @@ from train.export import export
 CONFIG = Path(__file__).resolve().parents[1] / "train" / "configs" / "tiny_pixel_lam.yaml"
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")  # tests/conftest.py
 
 
 def run(out: Path, *overrides: str, init_from: str | None = None) -> Path:

@@ -1,13 +1,14 @@
 """Training machinery shared by ``train/decoder.py``, ``train/lam.py`` and ``train/controller.py``
 (DESIGN.md §5).
 
-- Optimisers (paper §4, App. A): ``torch.optim.Muon`` for the 2-D weights of hidden layers and
-  ``torch.optim.AdamW`` for everything else, linear warm-up over ``warmup_fraction`` of the steps
-  then cosine annealing to zero, as a ``LambdaLR`` on both.
+- Optimisers (paper §4, App. A; :mod:`train.optim`): ``torch.optim.Muon`` for the 2-D weights of
+  hidden layers and ``torch.optim.AdamW`` for everything else, linear warm-up over
+  ``warmup_fraction`` of the steps then cosine annealing to zero, as a ``LambdaLR`` on both.
 - ``Accelerator`` owns devices, processes, mixed precision, gradient accumulation and
   ``save_state``/``load_state``; TensorBoard through its trackers; a tqdm bar on the main process;
   every logged step also goes to ``run_dir/metrics.jsonl`` (read by the studio).
-- Data order is a pure function of ``(seed, step)`` (:class:`StepBatchSampler`), so a run resumed
+- Data order is a pure function of ``(seed, step)`` (:class:`train.batches.StepBatchSampler`;
+  streams of shards resume at their sample, :mod:`lam_core.data.streams`), so a run resumed
   from ``checkpoints/<step>/`` sees exactly the batches the uninterrupted run would have seen.
 - Checkpoints are written to a temporary folder and renamed; ``checkpoints/last`` names the latest.
   ``--resume latest`` takes the last complete one (never a ``.tmp-*`` folder or one without
@@ -24,19 +25,20 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm.auto import tqdm
 
-from train.config import JobConfig, RunConfig, dump_yaml
+from train.batches import EpochItems, StepBatchSampler
+from train.config import JobConfig, dump_yaml
+from train.optim import build_optimizers, resolve_mixed_precision, warmup_cosine
 
 StepFn = Callable[[nn.Module, dict], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -44,179 +46,6 @@ TRAINER_STATE = "trainer_state.json"
 # Test hook (tests/test_kill9.py): "<step>:<seconds>" makes the main process sleep after the
 # checkpoint of <step> is fully written to .tmp-<step>/ and before it is renamed into place.
 SAVE_PAUSE_ENV = "LAM_TEST_SAVE_PAUSE"
-
-# Layers that touch the outside world (inputs, outputs, codebooks) go to AdamW: Muon is meant for
-# hidden weight matrices (Jordan et al., 2024). Matched on the last part of a parameter's module
-# name: tokens in (embed, proj_in, frame_proj, a component's top-level proj), the first layer of an
-# input MLP (cond_embed.0, action_embed.0) and heads (head, out).
-INPUT_LAYERS = {"embed", "proj_in", "frame_proj"}
-OUTPUT_LAYERS = {"head", "out"}
-ATTENTION_PARENTS = {"attn", "cross"}
-INPUT_MLPS = {"cond_embed", "action_embed"}
-
-
-def cpu_has_native_bf16() -> bool:
-    """AVX-512 BF16 or AMX: the CPUs on which bf16 autocast speeds training up (STACK.md measured
-    ~2.4×); without them bf16 matmuls are emulated and ~4× slower than fp32."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
-
-
-def resolve_mixed_precision(mode: str) -> str:
-    """``"auto"`` → ``"bf16"`` on CUDA or CPUs with native bf16, else ``"no"``."""
-    if mode != "auto":
-        return mode
-    return "bf16" if torch.cuda.is_available() or cpu_has_native_bf16() else "no"
-
-
-def is_hidden_matrix(module_name: str, module: nn.Module, param: torch.Tensor) -> bool:
-    """Whether a parameter is a 2-D weight of a hidden ``nn.Linear`` (a Muon parameter)."""
-    if param.ndim != 2 or not isinstance(module, nn.Linear) or param is not module.weight:
-        return False
-    parts = module_name.split(".")
-    last, parent = parts[-1], (parts[-2] if len(parts) > 1 else "")
-    if last in INPUT_LAYERS or last in OUTPUT_LAYERS:
-        return False
-    if last == "proj" and parent not in ATTENTION_PARENTS:  # idm.proj, decoder.proj
-        return False
-    return not (parent in INPUT_MLPS and last == "0")
-
-
-def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """``(muon, adamw)`` trainable parameters of ``model`` (see :func:`is_hidden_matrix`)."""
-    muon, adamw, seen = [], [], set()
-    for mname, module in model.named_modules():
-        for _, p in module.named_parameters(recurse=False):
-            if not p.requires_grad or id(p) in seen:
-                continue
-            seen.add(id(p))
-            (muon if is_hidden_matrix(mname, module, p) else adamw).append(p)
-    return muon, adamw
-
-
-def _newton_schulz_fp32(grad: torch.Tensor, ns_coefficients: tuple[float, float, float],
-                        ns_steps: int, eps: float) -> torch.Tensor:
-    """torch's quintic Newton–Schulz orthogonalisation, in fp32 instead of bf16."""
-    a, b, c = ns_coefficients
-    x = grad.float()
-    tall = x.size(0) > x.size(1)
-    x = x.T if tall else x
-    x = x / x.norm().clamp(min=eps)
-    for _ in range(ns_steps):
-        gram = x @ x.T
-        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
-    return x.T if tall else x
-
-
-class Muon(torch.optim.Muon):
-    """``torch.optim.Muon``; on CPUs without native bf16 its Newton–Schulz step runs in fp32.
-
-    torch runs the iteration in bf16, which such CPUs emulate: measured here (2 cores, no AVX-512
-    BF16) fp32 is 3–4× faster on 192-wide matrices, and the maths is the same, more precise.
-    """
-
-    def step(self, closure=None):
-        if any(p.device.type == "cuda" for g in self.param_groups for p in g["params"]) or \
-                cpu_has_native_bf16():
-            return super().step(closure)
-        import torch.optim._muon as muon_impl
-
-        original = muon_impl._zeropower_via_newtonschulz
-        muon_impl._zeropower_via_newtonschulz = _newton_schulz_fp32
-        try:
-            return super().step(closure)
-        finally:
-            muon_impl._zeropower_via_newtonschulz = original
-
-
-def build_optimizers(model: nn.Module, run: RunConfig) -> list[torch.optim.Optimizer]:
-    """Muon (hidden matrices) + AdamW (the rest), or AdamW alone when ``run.use_muon`` is off."""
-    muon, adamw = split_parameters(model) if run.use_muon else ([], [
-        p for p in model.parameters() if p.requires_grad])
-    opts: list[torch.optim.Optimizer] = []
-    if muon:
-        opts.append(Muon(muon, lr=run.lr_muon, weight_decay=run.weight_decay))
-    if adamw:
-        opts.append(torch.optim.AdamW(adamw, lr=run.lr_adamw, weight_decay=run.weight_decay,
-                                      betas=tuple(run.adamw_betas)))
-    if not opts:
-        raise ValueError("the model has no trainable parameters")
-    return opts
-
-
-def warmup_cosine(steps: int, warmup_fraction: float) -> Callable[[int], float]:
-    """LR factor after ``s`` scheduler steps: linear warm-up to 1, then cosine to 0."""
-    warmup = max(1, round(warmup_fraction * steps)) if warmup_fraction > 0 else 0
-
-    def factor(s: int) -> float:
-        if s < warmup:
-            return (s + 1) / warmup
-        progress = (s - warmup) / max(1, steps - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-    return factor
-
-
-class StepBatchSampler(Sampler[list[tuple[int, int]]]):
-    """Endless batches whose content depends only on ``(seed, micro-step, rank)``.
-
-    The index stream is the concatenation of permutations drawn from ``np.random.default_rng([seed,
-    epoch])``; micro-step ``k`` takes stream positions ``[k·G, (k+1)·G)`` with ``G = batch_size ×
-    world``, and rank ``r`` the ``r``-th slice of it. Items are ``(epoch, index)`` pairs so datasets
-    with per-epoch randomness (``set_epoch``) stay reproducible.
-
-    Args:
-        size: dataset length.
-        batch_size: items per rank and micro-step.
-        seed: data-order seed.
-        rank, world: this process and the number of processes.
-        start: first micro-step (resume).
-    """
-
-    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1,
-                 start: int = 0):
-        if size < 1:
-            raise ValueError("cannot sample from an empty dataset")
-        self.size, self.batch_size, self.seed = size, batch_size, seed
-        self.rank, self.world, self.start = rank, world, start
-        self._epoch, self._perm = -1, np.arange(0)
-
-    def position(self, pos: int) -> tuple[int, int]:
-        epoch = pos // self.size
-        if epoch != self._epoch:
-            self._epoch = epoch
-            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.size)
-        return epoch, int(self._perm[pos % self.size])
-
-    def batch(self, k: int) -> list[tuple[int, int]]:
-        first = k * self.batch_size * self.world + self.rank * self.batch_size
-        return [self.position(first + j) for j in range(self.batch_size)]
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        k = self.start
-        while True:
-            yield self.batch(k)
-            k += 1
-
-    def __len__(self) -> int:  # endless; DataLoader only needs it for len()
-        return 2**62
-
-
-class EpochItems(Dataset):
-    """Reads ``(epoch, index)`` items of a dataset, keeping only tensors (paths etc. dropped)."""
-
-    def __init__(self, dataset: Dataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, item: tuple[int, int]) -> dict[str, torch.Tensor]:
-        epoch, i = item
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
-        return {k: v for k, v in self.dataset[i].items() if isinstance(v, torch.Tensor)}
-
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     """Nested dict → ``{"a.b": scalar}`` with non-scalars as strings (TensorBoard hparams)."""

@@ -53,8 +53,8 @@ def step_costs(names: list[str], rounds: int = 4) -> dict[str, float]:
     import torch
 
     from lam_core.models import LatentActionModel
-    from train.common import build_optimizers
     from train.config import load_job_config
+    from train.optim import build_optimizers
 
     config = ROOT / "train" / "configs" / "pixel_lam.yaml"
 
