@@ -1,14 +1,21 @@
 """Reading and writing video files as :class:`~lam_core.clip.Clip` (DESIGN.md §4, "Video folders").
 
-Reading uses decord and falls back to PyAV for what decord refuses (AV1, for instance). Frames are
-resampled to a target frame rate by picking the source frame nearest in time (no interpolation), as
-the paper samples 16 frames at 4 fps (§4). Frames can be resized (shorter side) and centre-cropped
-to a square with :func:`resize_center_crop`. Writing produces h264/yuv420p mp4, which browsers
-play.
+Reading uses decord and falls back to PyAV for what decord refuses (AV1, animated GIF, for
+instance); files with a rotation tag (phone videos) are read with PyAV and turned upright, as
+players show them (decord returns such frames garbled). Frames are resampled to a target frame
+rate by picking the source frame nearest in time (no interpolation), as the paper samples 16
+frames at 4 fps (§4); a variable-frame-rate file is sampled by its frames' timestamps.
+:func:`sampling_rate` picks another rate where the target one serves a clip badly (too short a
+clip, or a source slower than the target). Frames can be resized (shorter side) and
+centre-cropped to a square with :func:`resize_center_crop`, a few frames at a time so that a 4K
+upload never sits in memory as floats. Writing produces h264/yuv420p mp4, which browsers play.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,17 +26,40 @@ import torch.nn.functional as F
 from lam_core.clip import Clip
 
 __all__ = [
+    "TooFewFramesError",
     "VideoDecodeError",
     "frame_indices",
+    "nearest_frames",
     "probe_video",
     "read_video",
     "resize_center_crop",
+    "sampling_rate",
     "write_video",
 ]
+
+CHUNK = 8  # frames decoded (and resized) at a time: bounds the memory of a 4K upload
 
 
 class VideoDecodeError(ValueError):
     """A video file could not be read; the message names the file and what is wrong with it."""
+
+
+class TooFewFramesError(VideoDecodeError):
+    """A readable video gave fewer frames than asked for (``min_frames`` of :func:`read_video`).
+
+    Attributes:
+        frames: frames that could be read at the rate used.
+        source_frames: frames in the file.
+        source_fps: the file's (average) frame rate.
+        min_frames: what was asked for.
+    """
+
+    def __init__(
+        self, message: str, frames: int, source_frames: int, source_fps: float, min_frames: int
+    ) -> None:
+        super().__init__(message)
+        self.frames, self.source_frames = frames, source_frames
+        self.source_fps, self.min_frames = source_fps, min_frames
 
 
 def _check_file(path: str | Path) -> Path:
@@ -51,7 +81,7 @@ def _open_av(path: Path):
     try:
         container = av.open(str(path))
     except Exception as e:  # av.error.InvalidDataError and friends
-        reason = getattr(e, "strerror", None) or e
+        reason = f"{getattr(e, 'strerror', None) or e}{_looks_like(path)}"
         raise VideoDecodeError(
             f"{path}: not a readable video (cannot parse the container: {reason})"
         ) from e
@@ -59,6 +89,16 @@ def _open_av(path: Path):
         container.close()
         raise VideoDecodeError(f"{path}: no video stream in the file")
     return container, container.streams.video[0]
+
+
+def _looks_like(path: Path) -> str:
+    """What an unparseable file seems to be, from its first bytes: ``"; <guess>"`` or ``""``."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head[4:8] == b"ftyp":
+        return "; an MP4/MOV cut short or damaged: its index (moov) is missing"
+    control = sum((b < 32 and b not in (9, 10, 13)) or b == 127 for b in head)
+    return "; a text file" if head and control == 0 else ""
 
 
 def _av_fps(path: Path, stream) -> float:
@@ -105,6 +145,7 @@ def _count_frames(container, stream) -> int:
     return sum(1 for packet in container.demux(stream) if packet.size > 0)  # skip the flush packet
 
 
+# ---------------------------------------------------------------------------------- timing
 def frame_indices(
     num_source: int,
     source_fps: float,
@@ -134,41 +175,190 @@ def frame_indices(
     return idx[idx < num_source]
 
 
-def _read_decord(path: Path, fps: float | None, start: float, max_frames: int | None):
+def nearest_frames(
+    times: np.ndarray, fps: float | None, start: float = 0.0, max_frames: int | None = None
+) -> np.ndarray:
+    """:func:`frame_indices` for frames at uneven times (a variable-frame-rate file).
+
+    Args:
+        times: ``(N,)`` increasing presentation times of the source frames, seconds from the
+            first frame.
+        fps: target frame rate (``None``: every frame from ``start`` on).
+        start: time of the first output frame, in seconds.
+        max_frames: at most this many indices.
+
+    Returns:
+        ``(K,)`` int64 indices of the frames nearest to ``start + k / fps`` (the later one on a
+        tie), for the times up to half a mean frame interval past the last frame.
+    """
+    times = np.asarray(times, np.float64)
+    n = len(times)
+    if fps is None:
+        idx = np.flatnonzero(times >= start - 1e-9)
+        return idx[:max_frames].astype(np.int64)
+    half = 0.5 * (times[-1] / (n - 1) if n > 1 else 1.0 / fps)
+    count = int(np.floor((times[-1] + half - start) * fps)) + 1 if start <= times[-1] + half else 0
+    if max_frames is not None:
+        count = min(count, max_frames)
+    targets = start + np.arange(max(count, 0)) / fps
+    right = np.clip(np.searchsorted(times, targets), 0, n - 1)
+    left = np.clip(right - 1, 0, n - 1)
+    later = (times[right] - targets) <= (targets - times[left]) + 1e-9
+    return np.where(later, right, left).astype(np.int64)
+
+
+@dataclass
+class _Source:
+    """What the readers know of a file before decoding: its frames, average rate, and the
+    frames' times when they are uneven (``None``: constant rate)."""
+
+    frames: int
+    fps: float
+    times: np.ndarray | None = None
+
+    @classmethod
+    def from_times(cls, frames: int, fps: float, raw: np.ndarray | None) -> _Source:
+        """Keep ``raw`` times (seconds) only if they stray from ``i / fps`` by over half a frame;
+        a variable rate's average rate is then ``(N - 1) / (t_last - t_first)``."""
+        if raw is None or len(raw) != frames or frames < 2 or not np.all(np.isfinite(raw)):
+            return cls(frames, fps)
+        times = np.sort(np.asarray(raw, np.float64))
+        times -= times[0]
+        if np.abs(times - np.arange(frames) / fps).max() <= 0.5 / fps or times[-1] <= 0:
+            return cls(frames, fps)
+        return cls(frames, (frames - 1) / times[-1], times)
+
+    def indices(self, fps: float | None, start: float, max_frames: int | None) -> np.ndarray:
+        if self.times is None:
+            return frame_indices(self.frames, self.fps, fps, start, max_frames)
+        return nearest_frames(self.times, fps, start, max_frames)
+
+
+def sampling_rate(
+    num_source: int,
+    source_fps: float,
+    fps: float,
+    want_frames: int,
+    start: float = 0.0,
+    max_frames: int | None = None,
+) -> float:
+    """The frame rate to sample a clip at when ``fps`` serves it badly.
+
+    * A source slower than ``fps`` (``fps`` would repeat source frames): ``source_fps``, every
+      frame once.
+    * Fewer than ``want_frames`` frames at ``fps`` (a short clip): the lowest whole rate that
+      gives ``want_frames``, at most ``source_fps`` (then every frame is used).
+    * Otherwise ``fps``.
+
+    Args:
+        num_source: frames in the source.
+        source_fps: its (average) frame rate.
+        fps: the rate asked for.
+        want_frames: frames a clip should give at least, if it has them.
+        start: time of the first frame, seconds.
+        max_frames: the cap the frames will be read with.
+    """
+    at = frame_indices(num_source, source_fps, fps, start, max_frames)
+    if len(at) > 1 and np.any(np.diff(at) == 0):
+        return float(source_fps)
+    if len(at) >= want_frames or fps >= source_fps:
+        return float(fps)
+    left = num_source - start * source_fps  # source frames from start on
+    rate = max(float(fps), float(math.ceil(want_frames * source_fps / max(left, 1e-9))))
+    count = lambda r: frame_indices(num_source, source_fps, r, start).size  # noqa: E731
+    while rate < source_fps and count(rate) < want_frames:
+        rate += 1.0
+    return float(min(rate, source_fps))
+
+
+# ---------------------------------------------------------------------------------- readers
+Plan = Callable[[_Source], tuple[np.ndarray, float | None]]  # source -> (indices, rate used)
+
+
+def _prepare(frames: np.ndarray, size: int | None, turns: int) -> np.ndarray:
+    """Turn ``(T, H, W, 3)`` frames upright (``turns`` counter-clockwise quarter turns), then
+    resize and centre-crop them to ``size`` (if given)."""
+    if turns:
+        frames = np.rot90(frames, turns, axes=(1, 2))
+    return resize_center_crop(frames, size) if size is not None else np.ascontiguousarray(frames)
+
+
+def _av_rotation(path: Path) -> int:
+    """Counter-clockwise quarter turns (0-3) that show ``path`` upright: its display matrix
+    (PyAV's ``frame.rotation``, read from the first frame). 0 when there is none or the file
+    cannot be read (the readers then say why)."""
+    try:
+        container, stream = _open_av(path)
+    except VideoDecodeError:
+        return 0
+    try:
+        with container:
+            frame = next(iter(container.decode(stream)), None)
+            degrees = getattr(frame, "rotation", 0) or 0
+    except Exception:
+        return 0
+    return round(degrees / 90) % 4
+
+
+def _read_decord(path: Path, plan: Plan, size: int | None):
     import decord
 
     reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-    source_fps = float(reader.get_avg_fps())
-    if not source_fps > 0:
-        raise RuntimeError(f"decord reports a frame rate of {source_fps}")
-    idx = frame_indices(len(reader), source_fps, fps, start, max_frames)
-    frames = reader.get_batch(idx.tolist()).asnumpy() if len(idx) else None
-    return frames, source_fps, len(reader)
+    num_source, rate = len(reader), float(reader.get_avg_fps())
+    if not rate > 0:
+        raise RuntimeError(f"decord reports a frame rate of {rate}")
+    times = reader.get_frame_timestamp(np.arange(num_source))[:, 0] if num_source else None
+    source = _Source.from_times(num_source, rate, times)
+    idx, used = plan(source)
+    chunks = []
+    for begin in range(0, len(idx), CHUNK):
+        batch = reader.get_batch(idx[begin : begin + CHUNK].tolist()).asnumpy()
+        if batch.ndim != 4 or batch.shape[-1] != 3:
+            raise RuntimeError(f"decord returned frames of shape {batch.shape}")
+        chunks.append(_prepare(batch, size, 0))
+    frames = np.concatenate(chunks) if chunks else None
+    return frames, source, idx, used, 0
 
 
-def _read_av(path: Path, fps: float | None, start: float, max_frames: int | None):
+def _packet_times(container, stream) -> tuple[int, np.ndarray | None]:
+    """Frames of the stream (packets with data) and their presentation times in seconds
+    (``None`` where a packet has no timestamp), from demuxing without decoding."""
+    stamps = [p.pts if p.pts is not None else p.dts for p in container.demux(stream) if p.size]
+    if not stamps or any(s is None for s in stamps) or stream.time_base is None:
+        return len(stamps), None
+    return len(stamps), np.asarray(stamps, np.float64) * float(stream.time_base)
+
+
+def _read_av(path: Path, plan: Plan, size: int | None):
     container, stream = _open_av(path)
-    if not stream.frames:  # counting demuxes the whole file: count, then decode from a fresh open
-        with container:
-            num_source = _count_frames(container, stream)
-        container, stream = _open_av(path)
-    else:
-        num_source = int(stream.frames)
+    with container:  # demux once for the count and the timestamps, then decode from a fresh open
+        rate = _av_fps(path, stream)
+        count, times = _packet_times(container, stream)
+        num_source = int(stream.frames) or count
+    source = _Source.from_times(num_source, rate, times)
+    idx, used = plan(source)
+    container, stream = _open_av(path)
+    picked, buffer, turns = [], [], 0
     with container:
-        source_fps = _av_fps(path, stream)
-        idx = frame_indices(num_source, source_fps, fps, start, max_frames)
         wanted = iter(idx.tolist())
-        target, picked = next(wanted, None), []
+        target = next(wanted, None)
         for decoded, frame in enumerate(container.decode(stream)):
             if target is None:
                 break
+            if decoded == 0:
+                turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
             if decoded == target:
                 array = frame.to_ndarray(format="rgb24")
                 while target == decoded:  # one source frame may serve several output frames
-                    picked.append(array)
+                    buffer.append(array)
                     target = next(wanted, None)
-    frames = np.stack(picked) if picked else None
-    return frames, source_fps, num_source
+                if len(buffer) >= CHUNK:
+                    picked.append(_prepare(np.stack(buffer), size, turns))
+                    buffer = []
+    if buffer:
+        picked.append(_prepare(np.stack(buffer), size, turns))
+    frames = np.concatenate(picked) if picked else None
+    return frames, source, idx, used, turns
 
 
 def read_video(
@@ -179,64 +369,81 @@ def read_video(
     size: int | None = None,
     start: float = 0.0,
     min_frames: int = 1,
+    want_frames: int | None = None,
 ) -> Clip:
     """Read a video file into a :class:`Clip`.
 
     Output frame ``k`` is the source frame nearest in time to ``start + k / fps``. decord decodes;
-    PyAV takes over where decord refuses the file (AV1 for instance).
+    PyAV takes over where decord refuses the file (AV1 for instance) and for files with a rotation
+    tag, whose frames come out upright.
 
     Args:
-        path: the video file (mp4, webm, mkv, avi, mov, ...).
+        path: the video file (mp4, webm, mkv, avi, mov, gif, ...).
         fps: target frame rate; ``None`` keeps every source frame and the source rate.
         max_frames: keep at most this many output frames.
         size: if given, resize the shorter side to ``size`` and centre-crop to ``size`` x ``size``.
         start: time in seconds of the first output frame.
         min_frames: raise if fewer output frames than this can be read.
+        want_frames: with ``fps``, let :func:`sampling_rate` choose the rate: faster than ``fps``
+            for a clip that gives fewer than ``want_frames`` frames at ``fps`` (up to every
+            source frame), the source's own rate for a source slower than ``fps``. The clip's
+            ``fps`` is then the rate used.
 
     Returns:
-        A clip of ``(T, H, W, 3)`` uint8 frames at ``fps`` (or the source rate), with
-        ``meta = {"path", "source_fps", "source_frames", "indices", "decoder"}``.
+        A clip of ``(T, H, W, 3)`` uint8 frames at the rate used (``fps``, the source rate, or
+        :func:`sampling_rate`'s), with ``meta = {"path", "source_fps", "source_frames",
+        "indices", "decoder", "requested_fps", "variable_rate", "rotation"}`` (``rotation``:
+        degrees counter-clockwise that were applied).
 
     Raises:
-        VideoDecodeError: missing, empty or unreadable file, no video stream, or fewer than
-            ``min_frames`` frames; one message names the file and both decoders' reasons.
+        VideoDecodeError: missing, empty or unreadable file, or no video stream; one message
+            names the file and both decoders' reasons.
+        TooFewFramesError: fewer than ``min_frames`` frames.
     """
     path = _check_file(path)
     if fps is not None and fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     if start < 0:
         raise ValueError(f"start must be >= 0, got {start}")
-    try:
-        frames, source_fps, num_source = _read_decord(path, fps, start, max_frames)
-        decoder = "decord"
-    except Exception as decord_error:  # decord raises RuntimeError / DECORDError
+
+    def plan(source: _Source) -> tuple[np.ndarray, float | None]:
+        rate = fps
+        if fps is not None and want_frames is not None:
+            rate = sampling_rate(source.frames, source.fps, fps, want_frames, start, max_frames)
+        return source.indices(rate, start, max_frames), rate
+
+    readers = [("decord", _read_decord), ("av", _read_av)]
+    if _av_rotation(path):
+        readers = readers[1:]  # decord garbles rotated frames
+    errors = []
+    for decoder, reader in readers:
         try:
-            frames, source_fps, num_source = _read_av(path, fps, start, max_frames)
-            decoder = "av"
-        except VideoDecodeError as av_error:
-            raise VideoDecodeError(f"{av_error} [decord: {_short(decord_error)}]") from None
-        except Exception as av_error:
-            raise VideoDecodeError(
-                f"{path}: cannot decode the video [decord: {_short(decord_error)}; "
-                f"PyAV: {_short(av_error)}]"
-            ) from None
+            frames, source, idx, used, turns = reader(path, plan, size)
+            break
+        except VideoDecodeError as e:
+            raise VideoDecodeError(f"{e} [{'; '.join(errors)}]" if errors else str(e)) from None
+        except Exception as e:  # decord raises RuntimeError / DECORDError
+            errors.append(f"{'PyAV' if decoder == 'av' else decoder}: {_short(e)}")
+    else:
+        raise VideoDecodeError(f"{path}: cannot decode the video [{'; '.join(errors)}]")
     count = 0 if frames is None else len(frames)
     if count < min_frames:
-        raise VideoDecodeError(
-            f"{path}: fewer than {min_frames} frames (got {count} from {num_source} source frames "
-            f"at {source_fps:g} fps, start={start:g} s, target fps={fps})"
-        )
-    if size is not None:
-        frames = resize_center_crop(frames, size)
-    indices = frame_indices(num_source, source_fps, fps, start, max_frames)[:count]
+        raise TooFewFramesError(
+            f"{path}: fewer than {min_frames} frames (got {count} from {source.frames} source "
+            f"frames at {source.fps:g} fps, start={start:g} s, target fps={used})",
+            count, source.frames, source.fps, min_frames,
+        )  # fmt: skip
     meta = {
         "path": str(path),
-        "source_fps": source_fps,
-        "source_frames": num_source,
-        "indices": indices,
+        "source_fps": source.fps,
+        "source_frames": source.frames,
+        "indices": idx[:count],
         "decoder": decoder,
+        "requested_fps": fps,
+        "variable_rate": source.times is not None,
+        "rotation": 90 * turns,
     }
-    return Clip(frames=np.ascontiguousarray(frames), fps=fps or source_fps, meta=meta)
+    return Clip(frames=np.ascontiguousarray(frames), fps=used or source.fps, meta=meta)
 
 
 def _short(error: Exception) -> str:

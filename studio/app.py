@@ -8,8 +8,10 @@ Tabs: Transfer (with Cycle), Leakage, Latent space, Control, Training. Public AP
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
+import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
 
@@ -113,17 +115,22 @@ def launch(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line of ``python app.py`` (DESIGN.md §8)."""
     parser = argparse.ArgumentParser(description="lam-studio: the web app (DESIGN.md §7)")
     parser.add_argument(
         "--checkpoint",
         help="pipeline folder or hub id (default: the shipped checkpoints in assets/checkpoints/)",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="interface (default: loopback only)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface (default: loopback only; another one exposes the studio, with a warning)",
+    )
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument(
         "--share",
         action="store_true",
-        help="a public Gradio link (needs the internet; off by default)",
+        help="a public Gradio link (needs the internet; off by default; prints a warning)",
     )
     parser.add_argument(
         "--threads",
@@ -140,9 +147,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def exposure_warnings(host: str, share: bool) -> list[str]:
+    """What serving on ``host`` (and a share link) exposes, one warning each; none on loopback.
+
+    The studio has no login: whoever reaches it can run every action of every tab (transfers,
+    opening any folder of this machine as a checkpoint, starting a training run) and fetch the
+    uploads and results in its cache by URL."""
+    warnings = []
+    if not _loopback(host):
+        warnings.append(
+            f"--host {host}: the studio listens beyond this machine, with no login: anyone who "
+            "can reach this port can use every tab (open any folder here as a checkpoint, start "
+            "training runs) and fetch uploads and results by URL. Use 127.0.0.1 (the default) "
+            "unless this network is yours."
+        )
+    if share:
+        warnings.append(
+            "--share: a public gradio.live link (it needs the internet): anyone with the link can "
+            "use every tab on this machine (open any folder here as a checkpoint, start training "
+            "runs) and fetch uploads and results by URL. Share it only with people you trust and "
+            "stop the studio when done."
+        )
+    return warnings
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost
+        return False
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python app.py``: warm UMAP in the background, build the Blocks, serve."""
+    """``python app.py``: warn about what a non-loopback host or a share link exposes, warm UMAP in
+    the background, build the Blocks, serve."""
     args = parse_args(argv)
+    for warning in exposure_warnings(args.host, args.share):
+        print(f"* lam-studio: WARNING: {warning}", file=sys.stderr, flush=True)
     torch.set_num_threads(max(1, args.threads))
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("* lam-studio: %(message)s"))

@@ -96,8 +96,10 @@ def load_pair(
                 f"upload a {name} video first (or pick an example)", title="missing input"
             )
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(read_upload, path, pipe.fps, pipe.image_size, 2 * pipe.tubelet,
-                               name) for path, name in zip((first, second), names)]
+        futures = [
+            pool.submit(read_upload, path, pipe.fps, pipe.image_size, 2 * pipe.tubelet, name)
+            for path, name in zip((first, second), names)
+        ]
         uploads = [f.result() for f in futures]  # the first input's error first, as before
     notes = [u.note for u in uploads if u.note]
     for note in notes:
@@ -184,6 +186,12 @@ def transfer(
             "notes": notes,
         }
         return video, numbers
+
+
+def result_notes(numbers: dict | None) -> str:
+    """The notes of a result (how an upload was sampled or cut, what is undefined) as Markdown
+    shown under its video: one bullet each, empty when there are none."""
+    return "\n".join(f"- {note}" for note in (numbers or {}).get("notes") or [])
 
 
 def metrics_table(numbers: dict, rows: tuple[tuple[str, str, str], ...]) -> list[list[str]]:
@@ -314,6 +322,8 @@ def leakage(
             f"A. A ratio well above 1 means the latent action cannot carry the whole next frame "
             f"(little future leakage); the paper reports ×2.0–×2.5 (Table 1)."
         )
+        if notes:
+            summary += "\n\n" + result_notes(numbers)
         return video, fig, summary, numbers
 
 

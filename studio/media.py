@@ -1,11 +1,12 @@
 """Video in and out for the studio: capped uploads, captioned side-by-side frames, h264 outputs.
 
 Uploads are decoded with :func:`lam_core.video.read_video` (decord, PyAV fallback) at the model's
-frame rate and capped on the server (:data:`MAX_SECONDS`, :data:`MAX_FRAMES`). Results are drawn
+frame rate, faster for a clip too short for it, and capped on the server (:data:`MAX_SECONDS`,
+:data:`MAX_FRAMES`). Results are drawn
 as panels (model frames upscaled ×:data:`UPSCALE` with nearest neighbour so that 64×64 frames are
 visible) with a caption bar per panel, and written as h264/yuv420p mp4 with
 :func:`lam_core.video.write_video` into one temporary folder per process that is pruned as it
-goes and removed at exit.
+goes (by age and count) and removed at exit.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import atexit
 import functools
 import itertools
+import logging
+import re
 import shutil
 import tempfile
 import threading
@@ -25,13 +28,18 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from lam_core.clip import Clip
-from lam_core.video import VideoDecodeError, read_video, write_video
+from lam_core.video import TooFewFramesError, VideoDecodeError, read_video, write_video
+
+log = logging.getLogger(__name__)
 
 MAX_SECONDS = 10.0  # of an upload, read at the model's fps
 MAX_FRAMES = 64  # frames of an upload, whatever the fps
+DENSE_STEPS = 8  # a clip shorter than this many model steps at the model's rate is sampled faster
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 UPSCALE = 4  # nearest-neighbour zoom of 64×64 model frames
 PANEL = 64 * UPSCALE  # side of one panel of a side-by-side video, whatever the model's size
 OUTPUT_MAX_AGE = 3600.0  # seconds an output file is kept
+OUTPUT_MAX_FILES = 256  # and at most this many output files
 X264_PRESET = "ultrafast"  # libx264 speed preset of the outputs (see save_video)
 CAPTION_HEIGHT = 22
 BACKGROUND = (24, 26, 33)
@@ -41,11 +49,14 @@ ACCENT = {"context": (90, 200, 120), "predicted": (245, 170, 60), "": TEXT}
 
 @dataclass
 class Upload:
-    """A decoded upload and what the caps did to it.
+    """A decoded upload and what reading it did.
 
     Attributes:
         clip: frames at the model's fps (at most ``MAX_FRAMES``), centre-cropped to the model size.
-        note: a sentence for the user when the video was cut, else ``""``.
+            A short clip is sampled faster than the model's rate and a slow one at its own rate
+            (``clip.meta["sampled_fps"]``); the model steps through the frames at its own rate.
+        note: a sentence for the user when the video was sampled at another rate or cut, else
+            ``""``.
     """
 
     clip: Clip
@@ -53,7 +64,12 @@ class Upload:
 
 
 def read_upload(path: str | Path, fps: float, size: int, min_frames: int, name: str) -> Upload:
-    """Decode an uploaded video at the model's frame rate, capped to ≤ 10 s and ≤ 64 frames.
+    """Decode an uploaded video for a model, capped to ≤ 10 s and ≤ 64 frames.
+
+    A clip that gives fewer than :data:`DENSE_STEPS` model steps at the model's rate is sampled
+    faster (up to every frame it has), and a video with fewer frames per second than the model's
+    rate is read frame by frame (no frame repeated); the note says so. Only a file with fewer
+    frames than ``min_frames`` in all is refused.
 
     Args:
         path: the uploaded file.
@@ -63,22 +79,63 @@ def read_upload(path: str | Path, fps: float, size: int, min_frames: int, name: 
         name: what the user calls this input ("source", "clip A", ...), for messages.
 
     Raises:
-        lam_core.video.VideoDecodeError: unreadable, empty or too short (message names ``name``).
+        lam_core.video.VideoDecodeError: unreadable, empty or too short; the message starts with
+            ``name`` and the file's name and says why (and, for too short a file, how many frames
+            the model needs).
     """
     max_frames = min(MAX_FRAMES, int(MAX_SECONDS * fps))
+    want = min(max_frames, DENSE_STEPS * min_frames // 2)
+    file = Path(path).name
     try:
-        clip = read_video(path, fps=fps, max_frames=max_frames, size=size, min_frames=min_frames)
+        clip = read_video(
+            path, fps=fps, max_frames=max_frames, size=size, min_frames=min_frames,
+            want_frames=want,
+        )  # fmt: skip
+    except TooFewFramesError as e:
+        raise VideoDecodeError(f"{name}: {file}: {_too_short(e, file)}") from None
     except VideoDecodeError as e:
-        raise VideoDecodeError(f"{name}: {_without_folder(str(e), path)}") from None
-    duration = clip.meta["source_frames"] / clip.meta["source_fps"]
-    note = ""
-    if clip.num_frames >= max_frames and duration > clip.num_frames / fps + 1 / fps:
-        note = (
-            f"{name}: used the first {clip.num_frames / fps:g} s ({clip.num_frames} frames at "
-            f"{fps:g} fps) of {duration:.1f} s; the studio caps uploads at {MAX_SECONDS:g} s / "
+        log.info("%s: %s", name, e)  # with decord's own words, for the server's log
+        message = _without_folder(str(e), path)
+        if "cannot decode the video" not in message:  # PyAV's reason says it: drop decord's trace
+            message = re.sub(r" \[decord: .*\]$", "", message, flags=re.S)
+        raise VideoDecodeError(f"{name}: {message}") from None
+    used, source_fps = clip.fps, clip.meta["source_fps"]
+    duration = clip.meta["source_frames"] / source_fps
+    notes = []
+    if abs(used - fps) > 1e-6:
+        why = (
+            f"the clip is {_seconds(duration)} s long"
+            if used > fps
+            else f"the video runs at only {source_fps:.3g} fps"
+        )
+        notes.append(f"{name}: sampled at {used:.3g} fps instead of {fps:g}: {why}")
+    if clip.num_frames >= max_frames and duration > (clip.num_frames + 1) / used:
+        notes.append(
+            f"{name}: used the first {clip.num_frames / used:g} s ({clip.num_frames} frames at "
+            f"{used:.3g} fps) of {duration:.1f} s; the studio caps uploads at {MAX_SECONDS:g} s / "
             f"{MAX_FRAMES} frames"
         )
-    return Upload(clip, note)
+    clip = Clip(clip.frames, fps=fps, meta={**clip.meta, "sampled_fps": used})
+    return Upload(clip, "; ".join(notes))
+
+
+def _too_short(error: TooFewFramesError, file: str) -> str:
+    """Why a readable file is too short, and what the model needs."""
+    n, total = error.frames, error.source_frames
+    if total == 1 and Path(file).suffix.lower() in IMAGE_SUFFIXES:
+        holds = "a still image (1 frame), not a video"
+    elif n == total:
+        holds = f"the video holds {n} frame{'s' if n != 1 else ''}"
+    else:
+        holds = f"{n} of the video's {total} frames could be decoded"
+    need = error.min_frames
+    return (
+        f"fewer than {need} frames: {holds}, and the model needs at least {need} (two model steps)"
+    )
+
+
+def _seconds(x: float) -> str:
+    return f"{x:.1f}" if x >= 1 else f"{x:.2g}"
 
 
 def _without_folder(message: str, path: str | Path) -> str:
@@ -210,13 +267,16 @@ def filmstrip(
 class OutputDir:
     """One temporary folder per process for the studio's output files.
 
-    Files older than ``max_age`` seconds are removed whenever a new one is made; the folder is
-    removed at interpreter exit. (Gradio copies returned files into its own cache, which the
-    Blocks' ``delete_cache`` cleans.)
+    Whenever a new file is made, files older than ``max_age`` seconds are removed, and the oldest
+    beyond the newest ``max_files`` (so the folder stays bounded however many requests come in);
+    the folder is removed at interpreter exit. A returned file is needed only until Gradio has
+    copied it into its own cache, which the Blocks' ``delete_cache`` cleans; ``max_files`` leaves
+    a Python caller of the handlers the last few hundred.
     """
 
-    def __init__(self, max_age: float = OUTPUT_MAX_AGE) -> None:
+    def __init__(self, max_age: float = OUTPUT_MAX_AGE, max_files: int = OUTPUT_MAX_FILES) -> None:
         self.max_age = max_age
+        self.max_files = max_files
         self._root: Path | None = None
         self._lock = threading.Lock()
         self._count = itertools.count()
@@ -230,24 +290,34 @@ class OutputDir:
             return self._root
 
     def new_path(self, stem: str, suffix: str = ".mp4") -> Path:
-        """A fresh file name ``<stem>-<n><suffix>`` in the folder (after pruning old files)."""
+        """A fresh file name ``<stem>-<n><suffix>`` in the folder (after pruning, which leaves
+        room for it)."""
         root = self.root
-        self.prune()
+        self.prune(keep=self.max_files - 1)
         return root / f"{stem}-{time.time_ns()}-{next(self._count)}{suffix}"
 
-    def prune(self) -> int:
-        """Remove files older than ``max_age``; returns how many were removed."""
+    def prune(self, keep: int | None = None) -> int:
+        """Remove files older than ``max_age`` and all but the newest ``keep`` (default
+        ``max_files``); returns how many were removed."""
         if self._root is None or not self._root.is_dir():
             return 0
-        cutoff, removed = time.time() - self.max_age, 0
+        keep = self.max_files if keep is None else keep
+        cutoff, removed, files = time.time() - self.max_age, 0, []
         for path in self._root.iterdir():
             try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
+                files.append((path.stat().st_mtime, path))
             except FileNotFoundError:
                 continue
+        files.sort(reverse=True)  # newest first
+        for rank, (mtime, path) in enumerate(files):
+            if mtime < cutoff or rank >= max(keep, 0):
+                path.unlink(missing_ok=True)
+                removed += 1
         return removed
+
+    def files(self) -> list[Path]:
+        """The files in the folder now."""
+        return sorted(self._root.iterdir()) if self._root and self._root.is_dir() else []
 
 
 OUTPUTS = OutputDir()

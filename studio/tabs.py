@@ -63,9 +63,10 @@ def _inputs(prefix: str, names: tuple[str, str]) -> tuple[gr.Video, gr.Video, gr
 
 def _results(
     video_label: str, name: str, table_label: str, plot_label: str
-) -> tuple[gr.Video, gr.Dataframe, gr.Plot, gr.JSON]:
-    """The output block of a pair handler: the captioned video (``#{name}-output``), the
-    metric table beside a plot, and the numbers as the API returns them."""
+) -> tuple[gr.Video, gr.Dataframe, gr.Plot, gr.JSON, gr.Markdown]:
+    """The output block of a pair handler: the captioned video (``#{name}-output``), the notes
+    under it (``#{name}-notes``: how the uploads were sampled or cut), the metric table beside a
+    plot, and the numbers as the API returns them."""
     video = gr.Video(
         label=video_label,
         show_label=False,
@@ -75,6 +76,7 @@ def _results(
         loop=True,
         height=320,
     )
+    notes = gr.Markdown(elem_id=f"{name}-notes", elem_classes="small-note")
     with gr.Row():
         table = gr.Dataframe(
             headers=["metric", "value", "meaning"],
@@ -87,7 +89,7 @@ def _results(
         plot = gr.Plot(label=plot_label, scale=3)
     with gr.Accordion("numbers as the API returns them (JSON)", open=False):
         numbers = gr.JSON(label=name)
-    return video, table, plot, numbers
+    return video, table, plot, numbers, notes
 
 
 def transfer_tab(checkpoint: gr.Dropdown) -> None:
@@ -112,33 +114,39 @@ def transfer_tab(checkpoint: gr.Dropdown) -> None:
         )
         run = gr.Button("Transfer", variant="primary", elem_id="transfer-run", size="lg")
         cycle_run = gr.Button("Cycle A → B → A", elem_id="cycle-run")
-    video, table, latents_plot, numbers = _results(
+    video, table, latents_plot, numbers, notes = _results(
         "source | target | target + source's actions | target + own actions | change",
         "transfer", "errors", "latent actions over time",
     )  # fmt: skip
-    run.click(
+    done = run.click(
         handlers.transfer,
         [source, target, checkpoint, context, steps],
         [video, numbers],
         api_name="transfer",
-    ).success(handlers.transfer_details, numbers, [table, latents_plot], api_visibility="private")
+    )
+    done.success(
+        handlers.transfer_details, numbers, [table, latents_plot], api_visibility="private"
+    )
+    done.success(handlers.result_notes, numbers, notes, api_visibility="private")
 
     gr.Markdown(
         "### Cycle A → B → A\nInfer A's actions, apply them to B, re-infer them from the "
         "transferred B, apply those to A. A ratio near 1 means the actions survived the "
         "trip (paper Table 2: ×1.03–×1.34)."
     )
-    cycle_video, cycle_table, cycle_plot, cycle_numbers = _results(
+    cycle_video, cycle_table, cycle_plot, cycle_numbers, cycle_notes = _results(
         "A | A direct | B with A's actions | A cycled", "cycle", "cycle", "per-step error"
     )
-    cycle_run.click(
+    done = cycle_run.click(
         handlers.cycle,
         [source, target, checkpoint, context],
         [cycle_video, cycle_numbers],
         api_name="cycle",
-    ).success(
+    )
+    done.success(
         handlers.cycle_details, cycle_numbers, [cycle_table, cycle_plot], api_visibility="private"
     )
+    done.success(handlers.result_notes, cycle_numbers, cycle_notes, api_visibility="private")
 
 
 def leakage_tab(checkpoint: gr.Dropdown) -> None:

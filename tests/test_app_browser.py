@@ -2,9 +2,9 @@
 
 Uploads two real clips on the Transfer tab, clicks Transfer (then Cycle) and waits for each
 output ``<video>`` to be playable (readyState 4); drives the Control tab with two arrow presses
-and runs a quick CEM plan; embeds latents on the Latent space tab and clicks a point of the
-Plotly figure (the click bridge fills in the point index and shows its frame pair). Screenshots
-of each tab go to ``$LAM_SCREENSHOT_DIR`` (default: the test's tmp_path).
+and runs a quick CEM plan; embeds latents on the Latent space tab and clicks the most isolated
+point of the Plotly figure (the click bridge fills in the point index and shows its frame pair).
+Screenshots of each tab go to ``$LAM_SCREENSHOT_DIR`` (default: the test's tmp_path).
 """
 
 from __future__ import annotations
@@ -32,13 +32,25 @@ VIDEO_READY = """(selector) => {
     const v = document.querySelector(selector);
     return v !== null && v.readyState === 4;
 }"""
-FIRST_POINT = """() => {  // page coordinates and customdata of the first point of the first trace
+LONELY_POINT = """() => {  // page coordinates and customdata of the point farthest from any other
+    // (a click lands on it and on nothing else, whatever the embedding looks like)
     const gd = document.querySelector('#latent-plot .js-plotly-plot');
-    const trace = gd._fullData[0], layout = gd._fullLayout, box = gd.getBoundingClientRect();
-    const xa = layout[trace.xaxis.replace('x', 'xaxis')];
-    const ya = layout[trace.yaxis.replace('y', 'yaxis')];
-    return [box.left + xa._offset + xa.l2p(trace.x[0]), box.top + ya._offset + ya.l2p(trace.y[0]),
-            trace.customdata[0]];
+    const layout = gd._fullLayout, box = gd.getBoundingClientRect(), points = [];
+    for (const trace of gd._fullData) {
+        const xa = layout[trace.xaxis.replace('x', 'xaxis')];
+        const ya = layout[trace.yaxis.replace('y', 'yaxis')];
+        trace.x.forEach((x, i) => points.push([box.left + xa._offset + xa.l2p(x),
+                                               box.top + ya._offset + ya.l2p(trace.y[i]),
+                                               trace.customdata[i]]));
+    }
+    let best = points[0], gap = -1;
+    for (const p of points) {
+        let near = Infinity;
+        for (const q of points)
+            if (q !== p) near = Math.min(near, Math.hypot(p[0] - q[0], p[1] - q[1]));
+        if (near > gap) { gap = near; best = p; }
+    }
+    return best;
 }"""
 
 
@@ -96,7 +108,7 @@ def test_transfer_control_and_latent_space_in_chromium(studio, page, screenshots
     page.click("#latent-run")  # the first UMAP fit of a process compiles (~20-50 s)
     page.wait_for_selector("#latent-plot .js-plotly-plot", timeout=180_000)
     page.wait_for_timeout(1000)
-    x, y, index = page.evaluate(FIRST_POINT)
+    x, y, index = page.evaluate(LONELY_POINT)
     page.mouse.move(x, y)
     page.mouse.click(x, y)
     page.locator(f"text=point {index}: >> visible=true").wait_for(timeout=30_000)

@@ -86,3 +86,12 @@ def test_warm_start_may_change_what_only_weighs_the_loss(tmp_path, capsys):
     run(tmp_path / "b", "train.steps=1", "lam.regularizer.beta=0.5", "lam.change_weight=3.0",
         init_from=str(first))
     assert "lam.change_weight 1.0 → 3.0 (weighs the loss only)" in capsys.readouterr().out
+
+
+def test_options_may_come_after_the_overrides():
+    """``train/lam.py --config X key=value --init-from DIR``: the order a user types it in."""
+    from train.config import parse_cli
+
+    args = parse_cli(["--config", "c.yaml", "train.steps=3", "--init-from", "ckpt", "train.seed=2"])
+    assert (args.config, args.init_from) == ("c.yaml", "ckpt")
+    assert args.overrides == ["train.steps=3", "train.seed=2"]

@@ -282,7 +282,7 @@ def parse_cli(argv: list[str] | None = None, description: str = "") -> argparse.
                         help="warm start (train/lam.py): the LAM weights of this pipeline or lam "
                              "folder, e.g. assets/checkpoints/<flagship>; its config must match")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # options may follow overrides
 
 
 def _merge(base: dict, over: dict, where: str) -> dict:
