@@ -290,11 +290,14 @@ class OutputDir:
             return self._root
 
     def new_path(self, stem: str, suffix: str = ".mp4") -> Path:
-        """A fresh file name ``<stem>-<n><suffix>`` in the folder (after pruning, which leaves
-        room for it)."""
+        """A fresh, empty file ``<stem>-<n><suffix>`` in the folder (after pruning, which leaves
+        room for it), created at once so that it counts against ``max_files``."""
         root = self.root
-        self.prune(keep=self.max_files - 1)
-        return root / f"{stem}-{time.time_ns()}-{next(self._count)}{suffix}"
+        with self._lock:  # prune and claim the name together: concurrent requests stay in bound
+            self.prune(keep=self.max_files - 1)
+            path = root / f"{stem}-{time.time_ns()}-{next(self._count)}{suffix}"
+            path.touch(exist_ok=False)
+        return path
 
     def prune(self, keep: int | None = None) -> int:
         """Remove files older than ``max_age`` and all but the newest ``keep`` (default

@@ -14,6 +14,9 @@ import gradio as gr
 
 from studio import handlers, latent, models, training
 
+MODEL = "model"  # one concurrency group for every event that runs a model: the queue's limit
+# (studio.app.CONCURRENCY) then bounds them together, not per event (Gradio's default)
+
 # Gradio's Plot has no select event (only change), so a click on a Plotly point is bridged in the
 # browser: the point's customdata (its index) goes into the "point index" box, then "Show point".
 CLICK_BRIDGE = """() => {
@@ -123,6 +126,7 @@ def transfer_tab(checkpoint: gr.Dropdown) -> None:
         [source, target, checkpoint, context, steps],
         [video, numbers],
         api_name="transfer",
+        concurrency_id=MODEL,
     )
     done.success(
         handlers.transfer_details, numbers, [table, latents_plot], api_visibility="private"
@@ -142,6 +146,7 @@ def transfer_tab(checkpoint: gr.Dropdown) -> None:
         [source, target, checkpoint, context],
         [cycle_video, cycle_numbers],
         api_name="cycle",
+        concurrency_id=MODEL,
     )
     done.success(
         handlers.cycle_details, cycle_numbers, [cycle_table, cycle_plot], api_visibility="private"
@@ -182,6 +187,7 @@ def leakage_tab(checkpoint: gr.Dropdown) -> None:
         [a, b, checkpoint, cut],
         [video, plot, summary, numbers],
         api_name="leakage",
+        concurrency_id=MODEL,
     )
 
 
@@ -241,6 +247,7 @@ def latent_tab(checkpoint: gr.Dropdown, choices: list[str]) -> None:
         [picked, source, files, clips],
         [plot, summary, state],
         api_visibility="private",
+        concurrency_id=MODEL,
     )
     for event in (show.click, index.submit):
         event(latent.point_pair, [state, index], [pair, info, plot], api_visibility="private")

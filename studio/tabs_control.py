@@ -11,6 +11,7 @@ from __future__ import annotations
 import gradio as gr
 
 from studio import control
+from studio.tabs import MODEL
 
 
 def control_tab(
@@ -83,7 +84,11 @@ def control_tab(
     )
     step_inputs = [state, checkpoint, world, seed]
     apply.click(
-        control.control_step, [*step_inputs, first, second], outputs, api_visibility="private"
+        control.control_step,
+        [*step_inputs, first, second],
+        outputs,
+        api_visibility="private",
+        concurrency_id=MODEL,
     )
     for button in (up, down, left, right):
         button.click(
@@ -93,6 +98,7 @@ def control_tab(
             step_inputs,
             outputs,
             api_visibility="private",
+            concurrency_id=MODEL,
         )
 
     gr.Markdown(
@@ -129,4 +135,5 @@ def control_tab(
         [checkpoint, world, seed, samples, iterations],
         [plan_video, cost, plan_summary, plan_numbers],
         api_name="plan",
+        concurrency_id=MODEL,
     )

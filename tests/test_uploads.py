@@ -1,6 +1,7 @@
-"""A catalogue of uploads (issue 13, docs/RELIABILITY.md "Uploads"): each case is generated here
-with PyAV (ffmpeg bundled) into a temporary folder, read with :func:`lam_core.video.read_video` as
-the studio reads uploads, and sent through the studio's ``transfer`` handler.
+"""A catalogue of uploads (issue 13, docs/RELIABILITY.md "Uploads: the catalogue"): each case is
+generated here with PyAV (ffmpeg bundled) into a temporary folder, read with
+:func:`lam_core.video.read_video` as the studio reads uploads, and sent through the studio's
+``transfer`` handler.
 
 Each case says what the user gets: ``works``, ``note`` (works, and a note says how the clip was
 sampled or cut) or ``refused`` (a ``gr.Error`` titled "transfer: bad input" whose message names
