@@ -95,3 +95,16 @@ def test_options_may_come_after_the_overrides():
     args = parse_cli(["--config", "c.yaml", "train.steps=3", "--init-from", "ckpt", "train.seed=2"])
     assert (args.config, args.init_from) == ("c.yaml", "ckpt")
     assert args.overrides == ["train.steps=3", "train.seed=2"]
+
+
+def test_a_resumed_warm_start_keeps_the_record(tmp_path):
+    """Killed and resumed (``--resume latest --init-from DIR``), a continued run still adds its
+    steps to the ones its starting point carries."""
+    first = run(tmp_path / "a", "train.steps=3")
+    out = tmp_path / "b"
+    common = [f"train.output_dir={out}", "train.eval_every=0", "train.steps=4",
+              "train.save_every=2", "train.seed=7"]
+    lam.train(load_job_config(CONFIG, [*common, "train.stop_at=2"]), init_from=str(first))
+    final = lam.train(load_job_config(CONFIG, common), resume="latest", init_from=str(first))
+    record = read_training_record(final / "lam")
+    assert record["steps"] == 7 and len(record["runs"]) == 2

@@ -87,6 +87,18 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def init_record(folder: str) -> dict:
+    """The training record of the LAM in ``folder`` (pipeline or lam component; ``{}`` if none),
+    without loading its weights: what a resumed warm-started run adds its own steps to."""
+    from lam_core.checkpoint import read_training_record
+    from train.config import component_folder
+
+    path = resolve_path(folder)
+    if path is None:
+        raise ConfigError(f"--init-from {folder}: no such folder")
+    return read_training_record(component_folder(path, "lam"))
+
+
 def warm_start(lam: LatentActionModel, folder: str, log=print) -> dict:
     """Load the LAM weights of ``folder`` (a pipeline folder or a lam component) into ``lam``;
     returns the training record they carry (``{"steps", "clips", "runs"}``, ``{}`` if none).
@@ -132,9 +144,9 @@ def train(job: JobConfig, resume: str | None = None,
         job: resolved config.
         resume: ``latest``, a step, or a checkpoint folder.
         on_step: ``on_step(step, logged)`` after every optimiser step.
-        init_from: warm start from the LAM of this pipeline or lam folder (ignored when
-            resuming: the checkpoint holds the weights); the final model's record adds this
-            run's steps and clips to the ones it carries.
+        init_from: warm start from the LAM of this pipeline or lam folder (when resuming, only
+            its record is read: the checkpoint holds the weights); the final model's record adds
+            this run's steps and clips to the ones it carries.
     """
     if job.lam.kind == "action" and job.data.source != "world":
         raise ConfigError("lam.kind: 'action' needs real actions: set data.source: world")
@@ -143,6 +155,8 @@ def train(job: JobConfig, resume: str | None = None,
     history = {}
     if init_from and not resume:  # before the run folder exists: a refused warm start leaves none
         history = warm_start(lam, init_from)
+    elif init_from:  # resuming a warm-started run: the checkpoint has the weights, not the record
+        history = init_record(init_from)
     trainer = Trainer(job, "lam")
     if init_from and not resume:
         trainer.print(f"warm start from {init_from} ({history.get('steps', 0)} steps, "
