@@ -231,3 +231,19 @@ def test_transfer_sheet_rows_and_png(latent, tmp_path):
                 ["--checkpoint", str(tmp_path / "p"), "--source", "x.mp4", "--target", "y.mp4"]):
         with pytest.raises(SystemExit):  # argparse's clean error, not a traceback
             main([*bad, "--out", str(out)])
+
+
+def test_drive_check_compares_the_plan_with_the_zero_action():
+    from lam_core.eval.tables import CTRL_VS_ZERO_DRIVE, checks
+
+    def rep(ate: float) -> dict:
+        drive = {"metrics": {"ate": ate, "rpe": 0.1, "zero_ate": 1.0, "zero_rpe": 0.2}}
+        return {"pipelines": {"controller-drive": {"kind": "latent", "world": "drive",
+                                                   "planning_drive": drive},
+                              "action-drive": {"kind": "action", "world": "drive",
+                                               "planning_drive": drive}}}
+
+    for ate, status in ((0.4, "PASS"), (1.2, "FAIL")):
+        found = [c for c in checks(rep(ate)) if c["check"] == CTRL_VS_ZERO_DRIVE]
+        assert [c["status"] for c in found] == [status]  # the action baseline is not judged
+        assert found[0]["detail"].startswith(f"controller-drive: ATE {ate:.3f} vs 1.000")

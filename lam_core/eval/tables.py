@@ -10,13 +10,15 @@ from lam_core.eval.metrics import LPIPS_UNAVAILABLE, fmt
 
 CTRL_VS_ZERO = "reach: controller+CEM beats zero action"
 CTRL_VS_AC = "reach: controller+CEM within 2× of action-conditioned"
+CTRL_VS_ZERO_DRIVE = "drive: controller+CEM beats zero action (ATE)"
 
 
 def checks(rep: dict) -> list[dict]:
     """The issue's checks: leakage ratio > 1.5 and cycle ratio < 1.5 for every in-the-wild
     regularized latent pipeline (the unconstrained ``none`` is shown as INFO); on reach,
     controller+CEM beats the zero-action baseline and is within 2× of the (best)
-    action-conditioned baseline. ``[{"status": PASS|FAIL|SKIP|INFO, "check", "detail"}]``."""
+    action-conditioned baseline; on drive, controller+CEM's trajectory error (ATE) is below the
+    zero action's. ``[{"status": PASS|FAIL|SKIP|INFO, "check", "detail"}]``."""
     out: list[dict] = []
 
     def add(ok: bool | None, check: str, detail: str) -> None:
@@ -48,6 +50,14 @@ def checks(rep: dict) -> list[dict]:
             add(d <= 2 * min(ac), CTRL_VS_AC, f"{name}: Δ {d:.3f} vs 2 × {min(ac):.3f}")
         else:
             add(None, CTRL_VS_AC, "no action-conditioned reach pipeline")
+    drive = {n: r for n, p in pipes.items() if (r := _ok(p, "planning_drive"))}
+    for name, r in drive.items():
+        if pipes[name].get("kind") != "latent":
+            continue
+        m = r["metrics"]
+        add(m["ate"] < m["zero_ate"], CTRL_VS_ZERO_DRIVE,
+            f"{name}: ATE {m['ate']:.3f} vs {m['zero_ate']:.3f} (RPE {m['rpe']:.3f} vs "
+            f"{m['zero_rpe']:.3f})")
     return out
 
 
