@@ -202,6 +202,25 @@ def test_report_cli_on_two_tiny_pipelines(tmp_path, capsys):
     }
     assert main(["--checkpoints", str(ck), "--out", str(tmp_path / "o3"), "--only", "x*"]) == 2
     assert "reach-ac, sparse-low" in capsys.readouterr().err
+    # --merge: the other half run apart, joined into the whole report, checks made anew
+    assert main(["--checkpoints", str(ck), "--out", str(tmp_path / "o4"), "--quick",
+                 "--only", "reach-*"]) == 0  # fmt: skip
+    capsys.readouterr()
+    parts = [str(tmp_path / o / "report.json") for o in ("o2", "o4")]
+    assert main(["--merge", *parts, "--out", str(tmp_path / "joined")]) == 0
+    assert "Table S1" in capsys.readouterr().out
+    joined = json.loads((tmp_path / "joined" / "report.json").read_text())
+    assert set(joined["pipelines"]) == {"reach-ac", "sparse-low"}
+    assert joined["checks"] and joined["merged_from"] == parts
+    with pytest.raises(SystemExit):  # the same pipeline in two parts: refused, named
+        main(["--merge", parts[0], parts[0], "--out", str(tmp_path / "bad")])
+    assert "sparse-low" in capsys.readouterr().err
+    # nothing loads: an error status, not a report of errors
+    (ck / "broken").mkdir()
+    (ck / "broken" / "config.json").write_text('{"format": "lam-studio-pipeline"}')
+    assert main(["--checkpoints", str(ck), "--out", str(tmp_path / "o5"), "--quick",
+                 "--only", "broken"]) == 2  # fmt: skip
+    assert "no pipeline could be loaded" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------ frames

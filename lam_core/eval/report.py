@@ -2,7 +2,9 @@
 under a directory, printed as the paper's tables beside the paper's numbers.
 
 ``python -m lam_core.eval.report --checkpoints DIR --out DIR [--clips DIR] [--episodes N]
-[--pairs N] [--only PATTERN ...] [--quick]``
+[--pairs N] [--only PATTERN ...] [--quick]``; ``--merge A/report.json B/report.json --out DIR``
+joins reports made in parallel (``--only`` subsets, one process each) into one, with the checks
+that compare pipelines across them.
 
 Pipeline folders are found by their ``config.json`` (``"format": "lam-studio-pipeline"``); a
 folder's path under DIR is its name. What runs on a pipeline follows from what it is:
@@ -313,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("--checkpoints", required=True, help="folder holding pipeline folders")
+    ap.add_argument("--checkpoints", help="folder holding pipeline folders")
+    ap.add_argument("--merge", nargs="+", metavar="REPORT_JSON",
+                    help="instead of evaluating: join these report.json files into one")
     ap.add_argument("--out", required=True, help="where report.json and plots.html go")
     ap.add_argument("--clips", help="folder of real videos (an extra column)")
     ap.add_argument("--only", nargs="+", metavar="PATTERN",
@@ -326,6 +330,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--strict", action="store_true", help="exit with 1 when a check fails")
     args = ap.parse_args(argv)
+    if args.merge:
+        try:
+            rep = merge_reports(args.merge)
+        except (OSError, ValueError) as e:
+            ap.error(str(e))
+        return _write(rep, Path(args.out), args.strict)
+    if not args.checkpoints:
+        ap.error("--checkpoints DIR is required (or --merge REPORT_JSON ...)")
     s = ReportSettings.quick() if args.quick else ReportSettings()
     s.seed = args.seed
     s.episodes = args.episodes or s.episodes
@@ -353,7 +365,35 @@ def main(argv: list[str] | None = None) -> int:
         except FileNotFoundError as e:
             print(e, file=sys.stderr)
             return 2
-    out = Path(args.out)
+    if all("error" in p for p in rep["pipelines"].values()):
+        print(f"{args.checkpoints}: no pipeline could be loaded (reasons above)", file=sys.stderr)
+        return 2
+    return _write(rep, Path(args.out), args.strict)
+
+
+def merge_reports(paths: list[str]) -> dict:
+    """One report from several ``report.json`` (e.g. ``--only`` subsets run side by side): the
+    pipelines of all (a name in two is an error), the notes of all, the checks made anew."""
+    rep: dict = {"pipelines": {}, "notes": []}
+    for path in paths:
+        part = json.loads(Path(path).read_text())
+        if not isinstance(part, dict) or not isinstance(part.get("pipelines"), dict):
+            raise ValueError(f"{path}: not a report.json (no 'pipelines')")
+        twice = sorted(set(part["pipelines"]) & set(rep["pipelines"]))
+        if twice:
+            raise ValueError(f"{path}: pipeline(s) {', '.join(twice)} already in another report")
+        rep["pipelines"].update(part["pipelines"])
+        rep["notes"] += [n for n in part.get("notes", []) if n not in rep["notes"]]
+        for key, value in part.items():
+            rep.setdefault(key, value)  # settings and the rest: the first report's
+    rep["merged_from"] = [str(p) for p in paths]
+    rep["checks"] = checks(rep)
+    return rep
+
+
+def _write(rep: dict, out: Path, strict: bool) -> int:
+    """Write ``report.json`` and ``plots.html`` under ``out``, print the tables and checks;
+    the exit status (1 when ``strict`` and a check failed)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(rep, indent=1, allow_nan=False) + "\n")
     from lam_core.eval.plots import write_html
@@ -364,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_checks(rep))
     print(f"\nwrote {out / 'report.json'}" + (f" and {plots}" if plots else ""))
     failed = any(c["status"] == "FAIL" for c in rep["checks"])
-    return 1 if args.strict and failed else 0
+    return 1 if strict and failed else 0
 
 
 if __name__ == "__main__":
