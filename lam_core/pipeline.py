@@ -71,7 +71,7 @@ def _hub_error(name: str, error: Exception, local_files_only: bool) -> Checkpoin
     folder_hint = (
         "pass a local folder instead (a pipeline folder holding config.json and one sub-folder "
         "per component, e.g. LatentActionPipeline.from_pretrained('assets/checkpoints/"
-        "sparse-high')), or download it once while online"
+        "pixel-noisy')), or download it once while online"
     )
     if hub_offline() or isinstance(error, OfflineModeIsEnabled):
         return CheckpointError(
@@ -144,7 +144,7 @@ class LatentActionPipeline(PipelineOperations, ModelHubMixin, nn.Module):
 
         Args:
             name_or_path: a folder (absolute, relative to the working directory, or relative to
-                the repository such as ``assets/checkpoints/sparse-low``) or a hub id.
+                the repository such as ``assets/checkpoints/pixel-noisy``) or a hub id.
 
         Raises:
             CheckpointError: naming the file and what is wrong with it.

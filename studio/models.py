@@ -94,7 +94,7 @@ def scan_pipeline_folders(root: str | Path = CHECKPOINTS_DIR, max_depth: int = 3
 
 def scan_checkpoints(root: str | Path = CHECKPOINTS_DIR, max_depth: int = 3) -> list[str]:
     """Pipeline folders under ``root`` (sorted), as paths relative to the repository when they
-    are inside it (``assets/checkpoints/sparse-low``), else absolute."""
+    are inside it (``assets/checkpoints/pixel-noisy``), else absolute."""
     return [_display(p) for p in scan_pipeline_folders(root, max_depth)]
 
 

@@ -2,7 +2,7 @@
 fp16, hub layout, components shared between pipelines by relative path (a pipeline's
 ``config.json`` may name ``"../autoencoder/encoder"``) so one encoder and decoder serve them all.
 
-    python train/export.py RUN/final assets/checkpoints/sparse-high \\
+    python train/export.py RUN/final assets/checkpoints/pixel-noisy \\
         --share encoder=../autoencoder/encoder --share decoder=../autoencoder/decoder
 
 ``RUN/final`` is a pipeline folder, or a folder of component folders (the autoencoder's); the

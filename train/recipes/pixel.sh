@@ -115,10 +115,20 @@ export_assets() {
 
 clips_and_report() {
   "$PY" train/recipes/example_clips.py
-  OMP_NUM_THREADS=2 "$PY" -m lam_core.eval.report --checkpoints "$RUN/export" \
-    --out "$RUN/report" --episodes "${EPISODES:-8}" --pairs "${PAIRS:-16}" \
-    ${CLIPS:+--clips "$CLIPS"} > "$RUN/logs/report.log" 2>&1 \
-    || { say "FAILED report (see $RUN/logs/report.log)"; return 1; }
+  local part patterns pids=()
+  for part in wild worlds; do  # two processes, one core each, then one merged report
+    [[ $part == wild ]] && patterns=('pixel-*') || patterns=('action-*' 'controller-*')
+    OMP_NUM_THREADS=1 "$PY" -m lam_core.eval.report --checkpoints "$RUN/export" \
+      --out "$RUN/report-$part" --only "${patterns[@]}" --episodes "${EPISODES:-8}" \
+      --pairs "${PAIRS:-16}" ${CLIPS:+--clips "$CLIPS"} > "$RUN/logs/report-$part.log" 2>&1 &
+    pids+=($!)
+  done
+  for part in "${pids[@]}"; do
+    wait "$part" || { say "FAILED report (see $RUN/logs/report-*.log)"; return 1; }
+  done
+  "$PY" -m lam_core.eval.report --merge "$RUN/report-wild/report.json" \
+    "$RUN/report-worlds/report.json" --out "$RUN/report" > "$RUN/logs/report.log" 2>&1 \
+    || { say "FAILED report merge (see $RUN/logs/report.log)"; return 1; }
   say "report: $RUN/report (tables in $RUN/logs/report.log)"
   "$PY" train/recipes/manifest.py
 }
