@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import torch
 
 from lam_core import LatentActionPipeline, get_preset
@@ -24,3 +26,10 @@ def tiny_pipeline(
                 if "modulation" in n or n.startswith("world_model.head"):
                     p.normal_(0, 0.05)
     return pipe
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface (for a studio served by a test)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

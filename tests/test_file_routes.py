@@ -13,7 +13,6 @@ warns about ``--share`` and other hosts.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,17 +26,11 @@ from lam_core.video import write_video
 from studio import app as studio_app
 from studio import media
 
-from .helpers import tiny_pipeline
+from .helpers import free_port, tiny_pipeline
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # pandas 3 vs Gradio
 gradio_client = pytest.importorskip("gradio_client")
 httpx = pytest.importorskip("httpx")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,18 +29,14 @@ from accelerate.state import AcceleratorState, GradientState
 from train.common import SAVE_PAUSE_ENV, TRAINER_STATE, Trainer
 from train.config import load_job_config
 
+from .helpers import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY_LAM = ROOT / "train" / "configs" / "tiny_lam.yaml"
 PROCESSES = 2
 # noisy latents: the resumed run must restore each rank's random state exactly
 ARGS = ("train.steps=12", "train.save_every=3", "train.eval_every=0", "train.keep_last=2",
         "lam.regularizer.kind=noisy")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch(run: Path, *extra: str, pause: str = "") -> subprocess.Popen:
