@@ -26,7 +26,9 @@ def test_transfer_uses_the_source_actions(video):
     r1 = pipe.transfer(video[:1], video[1:])
     r_self = pipe.transfer(video[1:], video[1:])
     assert not np.array_equal(r1.transferred.frames, r_self.transferred.frames)
-    assert r_self.transfer_shift == 0.0  # the target's own latents reproduce its own rollout
+    # the target's own latents reproduce its own rollout; the two are rows of one batched
+    # rollout (lam_core/operations.py), which a multi-threaded matmul may round differently
+    assert r_self.transfer_shift < 1e-6
     # target_own is that rollout: B's own, whatever the source
     assert (r1.target_own.frames == r_self.transferred.frames).all()
     assert (r_self.target_own.frames == r_self.transferred.frames).all()

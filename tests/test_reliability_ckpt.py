@@ -250,15 +250,24 @@ def test_train_lam_path_names_the_file(saved, tmp_path, name):
 
 @pytest.mark.slow
 def test_report_names_every_broken_pipeline(saved, tmp_path):
-    """One report over a folder holding every case that still declares a pipeline: each is
-    named with its message, the report goes on (exit 0) and records the error."""
+    """One report over a folder holding every case that still declares a pipeline and one
+    healthy pipeline: each broken one is named with its message, the report goes on with the
+    healthy one (exit 0) and records the errors; with no healthy one it exits 2."""
     root = tmp_path / "checkpoints"
     root.mkdir()
     names = [n for n in CASES if n != "no-pipeline-config"]  # not a pipeline folder at all
     folders = {n: broken(saved, root, n) for n in names}
+    args = ("--quick", "--no-umap", "--only", *(f.name for f in folders.values()))
+    proc = run_cli("-m", "lam_core.eval.report", "--checkpoints", root, "--out",
+                   tmp_path / "none", *args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "no pipeline could be loaded" in proc.stderr
+    shutil.copytree(saved, root / "healthy")
     proc = run_cli("-m", "lam_core.eval.report", "--checkpoints", root, "--out", tmp_path / "out",
                    "--quick", "--no-umap", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "error" not in json.loads((tmp_path / "out" / "report.json").read_text())[
+        "pipelines"]["healthy"]
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     for name, folder in folders.items():
         error = report["pipelines"][folder.name]["error"]
