@@ -1,5 +1,7 @@
 """The V-JEPA 2 encoder loads offline from a folder (a tiny random config, never a download)."""
 
+import shutil
+
 import pytest
 import torch
 
@@ -97,3 +99,16 @@ def load_component_from_missing(tmp_path):
     from lam_core.models import VJEPA2Encoder
 
     return VJEPA2Encoder(EncoderConfig(kind="vjepa2", hub_id=str(tmp_path / "absent")))
+
+
+def test_vjepa2_weights_are_never_unpickled(vjepa2_dir, tmp_path):
+    """A V-JEPA 2 folder whose weights are a pickled ``pytorch_model.bin`` is refused."""
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    shutil.copy(vjepa2_dir / "config.json", pickled / "config.json")
+    model = transformers.VJEPA2Model.from_pretrained(vjepa2_dir)
+    torch.save(model.state_dict(), pickled / "pytorch_model.bin")  # the legacy pickled format
+    from lam_core.models import VJEPA2Encoder
+
+    with pytest.raises(OSError, match="safetensors"):
+        VJEPA2Encoder(EncoderConfig(kind="vjepa2", hub_id=str(pickled)))

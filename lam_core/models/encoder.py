@@ -124,7 +124,8 @@ class VJEPA2Encoder(nn.Module):
 
             if not cfg.hub_id:
                 raise ValueError("a vjepa2 encoder needs hub_id (a hub id or a local folder)")
-            model = VJEPA2Model.from_pretrained(cfg.hub_id)
+            # safetensors only: a pickled pytorch_model.bin from a stranger could run code
+            model = VJEPA2Model.from_pretrained(cfg.hub_id, use_safetensors=True)
         mcfg = model.config
         self.cfg = cfg = EncoderConfig(
             **{
