@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from train.batches import EpochItems, StepBatchSampler
 from train.config import JobConfig, dump_yaml
 from train.optim import build_optimizers, resolve_mixed_precision, warmup_cosine
+from train.runlock import lock_run_dir, release_run_dir
 
 StepFn = Callable[[nn.Module, dict], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -79,6 +80,7 @@ class Trainer:
         set_seed(self.run.seed)
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            lock_run_dir(self.run_dir)  # one writer per folder (train/runlock.py)
             dump_yaml(job, self.run_dir / "config.yaml")
         self.accelerator.wait_for_everyone()
         self.metrics_path = self.run_dir / "metrics.jsonl"
@@ -417,6 +419,8 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         self.accelerator.end_training()  # trackers (main) and the process group (all ranks)
         self.print(f"{self.name}: done in {time.time() - self.start_time:.1f} s → {self.run_dir}")
+        if self.is_main:
+            release_run_dir(self.run_dir)
 
 
 def training_record(history: dict, run_dir: str, steps: int, clips: int, data: dict) -> dict:
