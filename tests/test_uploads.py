@@ -98,14 +98,19 @@ def encode(
     return path
 
 
+def audio_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
+    """A mono 16 kHz float frame of ``samples`` at ``pts`` (in samples)."""
+    frame = av.AudioFrame.from_ndarray(samples[None], format="fltp", layout="mono")
+    frame.sample_rate, frame.pts = 16000, pts
+    return frame
+
+
 def audio_only(path: Path) -> Path:
     with av.open(str(path), "w") as container:
         stream = container.add_stream("aac", rate=16000)
+        tone = np.sin(np.arange(1024, dtype=np.float32) / 9)
         for i in range(8):
-            samples = np.sin(np.arange(1024, dtype=np.float32) / 9)[None]
-            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 16000, i * 1024
-            container.mux(stream.encode(frame))
+            container.mux(stream.encode(audio_frame(tone, i * 1024)))
         container.mux(stream.encode())
     return path
 
@@ -118,10 +123,7 @@ def with_audio(path: Path) -> Path:
         sound = container.add_stream("aac", rate=16000)
         for k, array in enumerate(moving(8, 48, 64)):
             container.mux(video.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 4000), np.float32), format="fltp",
-                                               layout="mono")  # fmt: skip
-            frame.sample_rate, frame.pts = 16000, k * 4000
-            container.mux(sound.encode(frame))
+            container.mux(sound.encode(audio_frame(np.zeros(4000, np.float32), k * 4000)))
         container.mux(video.encode())
         container.mux(sound.encode())
     return path
