@@ -266,3 +266,44 @@ def test_drive_check_compares_the_plan_with_the_zero_action():
         found = [c for c in checks(rep(ate)) if c["check"] == CTRL_VS_ZERO_DRIVE]
         assert [c["status"] for c in found] == [status]  # the action baseline is not judged
         assert found[0]["detail"].startswith(f"controller-drive: ATE {ate:.3f} vs 1.000")
+
+
+def test_table_s3_rows_name_each_lam_by_its_data_and_group_its_controllers(tmp_path):
+    """Table S3: the share of a LAM's clips from the action worlds comes from its training record
+    (warm-started runs weighted by their clips); its controllers share one row."""
+    from lam_core.eval.report import lam_data, world_shares
+    from lam_core.eval.tables import s3_rows
+
+    mixed = {"source": "sources", "sources": [
+        {"source": "miniwild", "scene": "pan", "weight": 4}, {"source": "miniwild", "weight": 5},
+        {"source": "world", "world": "reach", "weight": 4.5},
+        {"source": "world", "world": "drive", "weight": 4.5}]}  # fmt: skip
+    assert world_shares(mixed) == {"reach": 0.25, "drive": 0.25}
+    assert world_shares({"source": "miniwild", "mixture": {"pan": 1.0}}) == {}
+    assert world_shares({"source": "world", "world": "drive"}) == {"drive": 1.0}
+    assert world_shares(None) is None and world_shares({"clips": 3}) is None
+    runs = [{"run": "runs/flagship/run1", "clips": 48000, "data": {"source": "miniwild"}},
+            {"run": "runs/s3/mixed", "clips": 24000, "data": mixed}]
+    (tmp_path / "lam").mkdir()
+    (tmp_path / "lam" / "config.json").write_text(json.dumps(
+        {"component": "lam", "training": {"steps": 4500, "clips": 72000, "runs": runs}}))
+    meta = {"components": {"lam": "../lam"}}
+    (tmp_path / "controller-reach").mkdir()
+    d = lam_data(tmp_path / "controller-reach", meta)
+    assert d["run"] == "runs/s3/mixed" and d["clips"] == 72000 and d["steps"] == 4500
+    assert d["world_share"] == pytest.approx({"reach": 1 / 12, "drive": 1 / 12})
+    assert d["last_run_world_share"] == {"reach": 0.25, "drive": 0.25}
+    assert lam_data(tmp_path / "x", {"components": {"lam": "../missing"}}) is None
+    assert lam_data(tmp_path / "x", {}) is None
+    reach = {"metrics": {"delta": 1.5, "zero_delta": 2.0}, "episodes": 16}
+    drive = {"metrics": {"ate": 3.0, "rpe": 1.0, "zero_ate": 4.0, "zero_rpe": 2.0}, "episodes": 64}
+    pipes = {
+        "mixed_controller_reach": {"kind": "latent", "world": "reach", "lam_data": d,
+                                   "planning_reach": reach},
+        "mixed_controller_drive": {"kind": "latent", "world": "drive", "lam_data": d,
+                                   "planning_drive": drive},
+        "action-drive": {"kind": "action", "world": "drive", "lam_data": d},  # not a LAM's row
+    }  # fmt: skip
+    (row,) = s3_rows(pipes)
+    assert row[:4] == ["runs/s3/mixed", "72,000", "drive 8 %, reach 8 %", "drive 25 %, reach 25 %"]
+    assert row[5] == "1.500 vs 2.000 (16 ep.)" and row[7] == "3.00 / 1.00 vs 4.00 / 2.00 (64 ep.)"

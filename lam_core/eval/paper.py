@@ -90,6 +90,15 @@ TABLE_S2_PLANNING = {
     ("NWM", ""): (1.13, 0.35),
 }
 
+# Table S3: DROID's share of the LAM's pretraining data (%) → (controller LPIPS, Δxyz m) on DROID.
+# (The paper prints the noisy row's 100 % LPIPS as "0.9", surely 0.09; kept as printed.)
+TABLE_S3 = {
+    "sparse": {0: (0.14, 0.14), 10: (0.14, 0.13), 25: (0.12, 0.14), 50: (0.11, 0.09),
+               75: (0.10, 0.09), 90: (0.10, 0.08), 100: (0.10, 0.08)},
+    "noisy": {0: (0.11, 0.14), 10: (0.10, 0.09), 25: (0.10, 0.09), 50: (0.10, 0.09),
+              75: (0.10, 0.06), 90: (0.10, 0.06), 100: (0.9, 0.07)},
+}
+
 CAPACITIES = ("low", "mid", "high")
 
 

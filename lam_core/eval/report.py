@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lam_core.checkpoint import CheckpointError, read_training_record
 from lam_core.eval.capacity import capacity, model_label
 from lam_core.eval.common import Progress, heldout_clips, read_clips, sub_progress
 from lam_core.eval.controller import controller_eval
@@ -123,6 +124,55 @@ def world_of(name: str, meta: dict) -> str | None:
         return meta["world"]
     words = re.split(r"[^a-z0-9]+", name.lower())
     return next((w for w in WORLDS if w in words), None)
+
+
+def world_shares(data: dict | None) -> dict[str, float] | None:
+    """Share of a run's clips drawn from each action world (their frames, never their actions:
+    Table S3's "DROID weight"), from its ``data`` record; None when the record does not say."""
+    if not isinstance(data, dict) or "source" not in data:
+        return None
+    if data["source"] == "world":
+        return {data.get("world", "?"): 1.0}
+    if data["source"] != "sources":
+        return {}  # one in-the-wild source: MiniWild, a folder, shards
+    lines = [x for x in data.get("sources", []) if isinstance(x, dict)]
+    total = sum(float(x.get("weight", 1.0)) for x in lines)
+    out: dict[str, float] = {}
+    for x in lines:
+        if x.get("source") == "world" and total > 0:
+            w = x.get("world", "?")
+            out[w] = out.get(w, 0.0) + float(x.get("weight", 1.0)) / total
+    return out
+
+
+def lam_data(folder: Path, meta: dict) -> dict | None:
+    """What a pipeline's LAM trained on, from its training record: the folder of its last run
+    (which names the LAM in Table S3), steps, clips, and per world the share of all its clips
+    that came from that world's videos (warm-started runs weighted by their clips); None when the
+    LAM has no record."""
+    lam = (meta.get("components") or {}).get("lam")
+    if not isinstance(lam, str):
+        return None
+    try:
+        record = read_training_record(folder / lam)
+    except CheckpointError:
+        return None
+    runs = [r for r in record.get("runs", []) if isinstance(r, dict)]
+    if not runs:
+        return None
+    shares: dict[str, float] | None = {}
+    for run in runs:
+        part = world_shares(run.get("data"))
+        if part is None or shares is None:
+            shares = None
+            continue
+        for w, x in part.items():
+            shares[w] = shares.get(w, 0.0) + x * run.get("clips", 0)
+    clips = int(record.get("clips", 0))
+    if shares is not None:
+        shares = {w: x / clips for w, x in shares.items()} if clips else None
+    return {"run": runs[-1].get("run"), "steps": int(record.get("steps", 0)), "clips": clips,
+            "world_share": shares, "last_run_world_share": world_shares(runs[-1].get("data"))}
 
 
 # ------------------------------------------------------------------------------------ running
@@ -255,7 +305,8 @@ def run_report(
     }
     for i, (name, folder, meta) in enumerate(found):
         report = sub_progress(progress, i / len(found), (i + 1) / len(found))
-        entry: dict = {"path": str(folder), "world": world_of(name, meta)}
+        entry: dict = {"path": str(folder), "world": world_of(name, meta),
+                       "lam_data": lam_data(folder, meta)}
         out["pipelines"][name] = entry
         try:
             pipe = LatentActionPipeline.from_pretrained(folder).to(device)

@@ -141,6 +141,17 @@ def _ok(p: dict, key: str, default=None):
     return r if isinstance(r, dict) and "failed" not in r else default
 
 
+def _shares(x: dict | None) -> str:
+    """``"drive 8 %, reach 8 %"``; ``"0 %"`` for in-the-wild data alone, ``"?"`` unknown."""
+    if x is None:
+        return "?"
+    return ", ".join(f"{w} {100 * v:.0f} %" for w, v in sorted(x.items())) or "0 %"
+
+
+def _s3_paper() -> str:
+    return ", ".join(f"{k} % {v[1]:.2f}" for k, v in paper.TABLE_S3["noisy"].items())
+
+
 def _arrow(a, b, r=None, digits: int = 3) -> str:
     """``"a → b (×r)"``; ``r`` defaults to ``b / a``."""
     if a is None or b is None:
@@ -241,6 +252,35 @@ def _world_rows(pipes: dict, key) -> dict[str, list[list]]:
     return rows
 
 
+def s3_rows(pipes: dict) -> list[list]:
+    """Rows of Table S3 (data mix → planning): one per LAM, named by the folder of its last
+    training run, with the share of its clips from the action worlds and what its controllers
+    reach: controller rollout error (feature L1, × the IDM's), reach Δ and drive ATE / RPE, each
+    beside the zero action."""
+    by_lam: dict[str, dict] = {}
+    for _, p in sorted(pipes.items()):
+        data = p.get("lam_data")
+        if not p.get("world") or p.get("kind") != "latent" or not isinstance(data, dict):
+            continue
+        row = by_lam.setdefault(str(data.get("run")), {"data": data})
+        if c := _ok(p, "controller"):
+            row[f"ctrl_{c['world']}"] = f"{fmt(c['controller_error'])} (×{fmt(c['ratio'], 2)})"
+        if r := _ok(p, "planning_reach"):
+            m = r["metrics"]
+            row["reach"] = f"{fmt(m['delta'])} vs {fmt(m['zero_delta'])} ({r['episodes']} ep.)"
+        if r := _ok(p, "planning_drive"):
+            m = r["metrics"]
+            row["drive"] = (f"{fmt(m['ate'], 2)} / {fmt(m['rpe'], 2)} vs {fmt(m['zero_ate'], 2)} / "
+                            f"{fmt(m['zero_rpe'], 2)} ({r['episodes']} ep.)")
+    rows = []
+    for run, row in by_lam.items():
+        d = row["data"]
+        rows.append([run, f"{d['clips']:,}", _shares(d.get("world_share")),
+                     _shares(d.get("last_run_world_share")), row.get("ctrl_reach", "—"),
+                     row.get("reach", "—"), row.get("ctrl_drive", "—"), row.get("drive", "—")])
+    return rows
+
+
 def format_tables(rep: dict) -> str:
     """The paper-style tables of a report."""
     pipes = rep["pipelines"]
@@ -286,6 +326,12 @@ def format_tables(rep: dict) -> str:
               "NWM's units in the paper)",
               ["pipeline", "method", "ATE", "RPE", "zero ATE", "zero RPE", "s/plan", "episodes",
                "paper ATE / RPE"], a["nav"]),
+        table("Table S3 — the LAM's data: clips from the action worlds (frames only, no actions) "
+              "→ controllers and planning (reach Δ; drive ATE / RPE; each vs the zero action). "
+              f"Paper, noisy LAM on DROID, Δxyz: {_s3_paper()}",
+              ["LAM (last run)", "clips", "world clips (all)", "world clips (last run)",
+               "reach controller", "reach Δ vs zero", "drive controller",
+               "drive ATE / RPE vs zero"], s3_rows(pipes)),
         table("Sampling (App. B, Fig. S1: qualitative in the paper) — k-NN two-sample accuracy, "
               "0.5 = sampled and inferred latents indistinguishable",
               ["pipeline", "n", "accuracy", "|z| sampled", "|z| inferred", "UMAP"], w["smp"]),
