@@ -344,7 +344,6 @@ class LatentActionPipeline(PipelineOperations, ModelHubMixin, nn.Module):
         """
         c, horizon = context.shape[1], actions.shape[1]
         actions = actions.to(self.device, torch.float32)
-        b = max(len(actions), len(context))
         kind = self.lam.cfg.kind
         with self._autocast():
             if kind == "action":
@@ -357,8 +356,7 @@ class LatentActionPipeline(PipelineOperations, ModelHubMixin, nn.Module):
             z_ctx = self.lam.infer_latents(context) if c > 1 else None
             out = self.lam.rollout(
                 context, z_ctx, horizon, use_cache,
-                next_cond=lambda i, s: self.controller(actions[:, i : i + 1],
-                                                       s.expand(b, -1, -1, -1)),
+                next_cond=lambda i, s: self.controller(actions[:, i : i + 1], s),
             )
         return out.float()
 

@@ -194,6 +194,9 @@ def test_report_cli_on_two_tiny_pipelines(tmp_path, capsys):
     assert rep["pipelines"]["reach-ac"]["planning_reach"]["episodes"] == 2
     assert (tmp_path / "out" / "plots.html").is_file()
     assert main(["--checkpoints", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    with pytest.raises(SystemExit):  # a count below one is refused, named
+        main(["--checkpoints", str(ck), "--out", str(tmp_path / "o"), "--drive-episodes", "0"])
+    assert "--drive-episodes 0: give a positive number" in capsys.readouterr().err
     # --only: a subset (to split a long report over processes); no match is an error naming them
     assert main(["--checkpoints", str(ck), "--out", str(tmp_path / "o2"), "--quick",
                  "--only", "sparse-*"]) == 0  # fmt: skip

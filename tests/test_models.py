@@ -156,6 +156,12 @@ def test_controller_maps_actions_to_latents(kind):
     a2 = actions.clone()
     a2[:, 2] += 1
     torch.testing.assert_close(ctrl(a2, feats)[:, :2], z[:, :2])
+    if kind == "adapter":  # one start shared by 5 candidates: encoded once, same latents
+        many = torch.randn(5, 3, 2)
+        shared = feats[:1]
+        torch.testing.assert_close(ctrl(many, shared), ctrl(many, shared.expand(5, -1, -1, -1)))
+        with pytest.raises(ValueError, match="features of batch 2 for actions of batch 5"):
+            ctrl(many, feats)
 
 
 def test_encoder_rejects_bad_clips(pipe):

@@ -3,11 +3,13 @@
 import torch
 
 from lam_core.nn import (
+    Block,
     RoPE3D,
     frame_causal_mask,
     grid_positions,
     merge_tokens,
     patchify,
+    shared_rotation,
     split_tokens,
     unpatchify,
 )
@@ -43,6 +45,26 @@ def test_rope_is_identity_at_origin_and_sees_every_axis():
         p[0, axis] = 2
         moved = (rope(q, p) * rope(k, zero)).sum()  # relative offset 2 along one axis
         assert not torch.allclose(moved, base, atol=1e-4), f"axis {axis} is not encoded"
+
+
+
+def test_rotation_shared_by_a_stack_equals_angles_per_layer():
+    """shared_rotation computes the RoPE angles once per forward: bit-identical to every layer
+    (and its queries and keys) computing them from the positions."""
+    torch.manual_seed(0)
+    blocks = torch.nn.ModuleList(Block(48, 4) for _ in range(3))
+    x = torch.randn(2, 2 * 9, 48)
+    pos = grid_positions(2, 3, 3)
+    mask = frame_causal_mask(2, 9)
+    a = b = x
+    for blk in blocks:
+        a = blk(a, pos, mask)
+    rot = shared_rotation(blocks, pos)
+    for blk in blocks:
+        b = blk(b, rot, mask)
+    assert torch.equal(a, b)
+    plain = torch.nn.ModuleList([Block(48, 4, rope=False)])
+    assert shared_rotation(plain, pos) is pos
 
 
 def test_frame_causal_mask():

@@ -29,9 +29,10 @@ def test_transfer_uses_the_source_actions(video):
     # the target's own latents reproduce its own rollout; the two are rows of one batched
     # rollout (lam_core/operations.py), which a multi-threaded matmul may round differently
     assert r_self.transfer_shift < 1e-6
-    # target_own is that rollout: B's own, whatever the source
-    assert (r1.target_own.frames == r_self.transferred.frames).all()
-    assert (r_self.target_own.frames == r_self.transferred.frames).all()
+    # target_own is that rollout: B's own, whatever the source (rows of two different batches:
+    # float rounding may move a pixel across a uint8 step, so ±1; a source leaking in moves more)
+    assert np.abs(r1.target_own.frames.astype(int) - r_self.transferred.frames).max() <= 1
+    assert np.abs(r_self.target_own.frames.astype(int) - r_self.transferred.frames).max() <= 1
 
 
 def test_transfer_accepts_clips_of_any_size_and_fps(pipe):

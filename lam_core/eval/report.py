@@ -72,6 +72,7 @@ class ReportSettings:
     clips: int = 32
     pairs: int = 32
     episodes: int = 64
+    drive_episodes: int | None = None  # drive plans are cheap: more episodes than reach's
     sampling_n: int = 512
     umap: bool = True
     fidelity_pairs: int = 16
@@ -236,8 +237,8 @@ def _jobs(pipe: LatentActionPipeline, world: str | None, s: ReportSettings, wild
         if kind == "latent" and pipe.controller is not None:
             add("controller", controller_eval, world, n_clips=s.controller_clips, seed=s.seed)
         if can_plan(pipe) and world == "drive":
-            add("planning_drive", drive_protocol, episodes=s.episodes, cfg=s.drive_cem,
-                seed=s.seed)  # fmt: skip
+            add("planning_drive", drive_protocol, episodes=s.drive_episodes or s.episodes,
+                cfg=s.drive_cem, seed=s.seed)  # fmt: skip
         elif can_plan(pipe):
             add(f"planning_{world}", reach_protocol, episodes=s.episodes, cfg=s.reach_cem,
                 seed=s.seed, world=world)  # fmt: skip
@@ -374,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="+", metavar="PATTERN",
                     help="only the pipelines whose name matches (shell patterns: 'sparse-*')")
     ap.add_argument("--episodes", type=int, help="planning episodes (paper: 64)")
+    ap.add_argument("--drive-episodes", type=int, metavar="N",
+                    help="planning episodes on drive (default: --episodes; a drive plan costs "
+                         "~1/10 of a reach plan)")
     ap.add_argument("--pairs", type=int, help="pairs for leakage and cycle")
     ap.add_argument("--quick", action="store_true", help="a smoke run in seconds")
     ap.add_argument("--no-umap", action="store_true", help="skip the UMAP of the sampling view")
@@ -389,9 +393,13 @@ def main(argv: list[str] | None = None) -> int:
         return _write(rep, Path(args.out), args.strict)
     if not args.checkpoints:
         ap.error("--checkpoints DIR is required (or --merge REPORT_JSON ...)")
+    for flag in ("episodes", "drive_episodes", "pairs"):
+        if (n := getattr(args, flag)) is not None and n < 1:
+            ap.error(f"--{flag.replace('_', '-')} {n}: give a positive number")
     s = ReportSettings.quick() if args.quick else ReportSettings()
     s.seed = args.seed
     s.episodes = args.episodes or s.episodes
+    s.drive_episodes = args.drive_episodes or s.drive_episodes
     s.pairs = args.pairs or s.pairs
     s.umap = s.umap and not args.no_umap
     from tqdm.auto import tqdm

@@ -16,7 +16,15 @@ import torch
 from torch import nn
 
 from lam_core.config import ControllerConfig
-from lam_core.nn import MLP, Block, CrossAttention, grid_positions, merge_tokens, merged_grid
+from lam_core.nn import (
+    MLP,
+    Block,
+    CrossAttention,
+    grid_positions,
+    merge_tokens,
+    merged_grid,
+    shared_rotation,
+)
 
 
 def action_mlp(action_dim: int, hidden: int, out: int) -> nn.Sequential:
@@ -73,10 +81,17 @@ class Controller(nn.Module):
             raise ValueError("the adapter controller needs the current step's features")
         features = merge_tokens(features, cfg.grid, cfg.grid, cfg.token_merge)
         b, t, n, d = features.shape
+        ba = actions.shape[0]
+        if b not in (1, ba):
+            raise ValueError(f"features of batch {b} for actions of batch {ba}: give one start "
+                             "per action sequence, or one shared by all")
         x = self.frame_proj(features.reshape(b * t, n, d))
-        pos = grid_positions(1, self.merged, self.merged, x.device)
+        pos = shared_rotation(self.blocks, grid_positions(1, self.merged, self.merged, x.device))
         for blk in self.blocks:
             x = blk(x, pos)
+        if b != ba:  # one start shared by the candidates (CEM): encoded once, then broadcast
+            x = x.reshape(1, t, n, -1).expand(ba, -1, -1, -1).reshape(ba * t, n, -1)
+        b = ba
         q = self.action_embed(actions.reshape(b * t, 1, -1))  # B*T, 1, W
         q = q + self.cross(self.norm_q(q), self.norm_kv(x))
         q = q + self.mlp(self.norm_out(q))

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from lam_core.config import DecoderConfig
-from lam_core.nn import Block, frame_causal_mask, grid_positions, unpatchify
+from lam_core.nn import Block, frame_causal_mask, grid_positions, shared_rotation, unpatchify
 
 
 class PatchDecoder(nn.Module):
@@ -74,7 +74,7 @@ class Decoder(nn.Module):
         if n != cfg.grid**2:
             raise ValueError(f"decoder expects {cfg.grid**2} tokens per step, got {n}")
         x = self.proj(features).reshape(b, steps * n, cfg.width)
-        pos = grid_positions(steps, cfg.grid, cfg.grid, x.device)
+        pos = shared_rotation(self.blocks, grid_positions(steps, cfg.grid, cfg.grid, x.device))
         mask = frame_causal_mask(steps, n, x.device)
         for blk in self.blocks:
             x = blk(x, pos, mask)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lam_core.config import EncoderConfig
-from lam_core.nn import Block, frame_causal_mask, grid_positions, patchify
+from lam_core.nn import Block, frame_causal_mask, grid_positions, patchify, shared_rotation
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -101,7 +101,7 @@ class TinyEncoder(nn.Module):
         x = patchify(video * 2.0 - 1.0, cfg.tubelet, cfg.patch_size)  # B, T', N, P
         b, steps, n, _ = x.shape
         x = self.embed(x).reshape(b, steps * n, cfg.dim)
-        pos = grid_positions(steps, cfg.grid, cfg.grid, x.device)
+        pos = shared_rotation(self.blocks, grid_positions(steps, cfg.grid, cfg.grid, x.device))
         mask = frame_causal_mask(steps, n, x.device)
         for blk in self.blocks:
             x = blk(x, pos, mask)

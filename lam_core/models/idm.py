@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from lam_core.config import TransformerConfig
-from lam_core.nn import Block, grid_positions, merge_tokens, merged_grid
+from lam_core.nn import Block, grid_positions, merge_tokens, merged_grid, shared_rotation
 
 
 class InverseDynamics(nn.Module):
@@ -70,6 +70,7 @@ class InverseDynamics(nn.Module):
             pairs = torch.stack([before, after], dim=2)  # B, T'-1, 2, N, D
             x = self.proj(pairs.reshape(b * (steps - 1), 2 * n, d))
             pos = grid_positions(2, self.merged, self.merged, x.device)
+        pos = shared_rotation(self.blocks, pos)
         for blk in self.blocks:
             x = blk(x, pos)
         x = self.norm(x).mean(dim=1)

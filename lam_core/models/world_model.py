@@ -25,6 +25,7 @@ from lam_core.nn import (
     grid_positions,
     merge_tokens,
     merged_grid,
+    shared_rotation,
     split_tokens,
 )
 
@@ -172,7 +173,7 @@ class WorldModel(nn.Module):
         if cfg.condition_add:
             x = x + c[:, :, None]
         x = x.expand(b, -1, -1, -1)  # B, S, n, W
-        pos = grid_positions(s, self.grid, self.grid, x.device, t0=t0)
+        pos = shared_rotation(self.blocks, grid_positions(s, self.grid, self.grid, x.device, t0=t0))
         past = cache.steps if cache is not None else 0
         # one query step sees every cached step and itself: no mask needed (same result)
         mask = None if s == 1 else frame_causal_mask(s, n, x.device, past_steps=past)

@@ -5,8 +5,10 @@ from lam_core.nn.attention import (
     CrossAttention,
     KVCache,
     RoPE3D,
+    Rotation,
     frame_causal_mask,
     grid_positions,
+    shared_rotation,
 )
 from lam_core.nn.layers import (
     MLP,
@@ -25,11 +27,13 @@ __all__ = [
     "CrossAttention",
     "KVCache",
     "RoPE3D",
+    "Rotation",
     "frame_causal_mask",
     "grid_positions",
     "merge_tokens",
     "merged_grid",
     "patchify",
+    "shared_rotation",
     "split_tokens",
     "unpatchify",
 ]

@@ -8,6 +8,8 @@ rollouts.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,6 +45,15 @@ def frame_causal_mask(
     return q_step[:, None] >= k_step[None, :]
 
 
+class Rotation(NamedTuple):
+    """cos and sin of the RoPE angles of a token grid, each ``(L, head_dim)``: computed once per
+    forward and shared by every layer of a stack (:func:`shared_rotation`) instead of per layer
+    and per query/key."""
+
+    cos: torch.Tensor
+    sin: torch.Tensor
+
+
 class RoPE3D(nn.Module):
     """Rotary embedding over (time, row, column): each axis rotates its own share of a head.
 
@@ -65,18 +76,30 @@ class RoPE3D(nn.Module):
             freqs[axis, axis * pairs : (axis + 1) * pairs] = inv_freq
         self.register_buffer("freqs", freqs, persistent=False)
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def angles(self, positions: torch.Tensor) -> Rotation:
+        """cos and sin of the angles of ``positions`` (``(L, 3)`` integer ``(t, row, col)``)."""
+        angles = positions.to(self.freqs.dtype) @ self.freqs  # L, d/2
+        return Rotation(torch.cat([angles.cos()] * 2, dim=-1), torch.cat([angles.sin()] * 2, -1))
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | Rotation) -> torch.Tensor:
         """Rotate ``x``.
 
         Args:
             x: ``(B, heads, L, head_dim)``.
-            positions: ``(L, 3)`` integer ``(t, row, col)``.
+            positions: ``(L, 3)`` integer ``(t, row, col)``, or their :meth:`angles`.
         """
-        angles = positions.to(self.freqs.dtype) @ self.freqs  # L, d/2
-        cos = torch.cat([angles.cos()] * 2, dim=-1).to(x.dtype)
-        sin = torch.cat([angles.sin()] * 2, dim=-1).to(x.dtype)
+        rot = positions if isinstance(positions, Rotation) else self.angles(positions)
+        cos, sin = rot.cos.to(x.dtype), rot.sin.to(x.dtype)
         x1, x2 = x.chunk(2, dim=-1)
         return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+
+def shared_rotation(blocks, positions: torch.Tensor) -> torch.Tensor | Rotation:
+    """The RoPE angles of ``positions`` for a stack of blocks whose attention heads share one
+    width (so one :class:`RoPE3D` frequency table), computed once; ``positions`` unchanged when
+    the stack has no RoPE."""
+    rope = blocks[0].attn.rope if len(blocks) else None
+    return positions if rope is None else rope.angles(positions)
 
 
 class KVCache:
@@ -125,7 +148,8 @@ class Attention(nn.Module):
 
         Args:
             x: ``(B, L, D)`` tokens.
-            positions: ``(L, 3)`` positions of these tokens (required when RoPE is on).
+            positions: ``(L, 3)`` positions of these tokens (required when RoPE is on), or
+                their :class:`Rotation` (:func:`shared_rotation`).
             mask: bool ``(L, L_keys)``, True = may attend; ``L_keys`` includes cached tokens.
             cache: when given, keys/values of ``x`` are appended and attention runs over all.
             layer: index of this layer in ``cache``.
@@ -135,8 +159,9 @@ class Attention(nn.Module):
         """
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        if self.rope is not None:
-            q, k = self.rope(q, positions), self.rope(k, positions)
+        if self.rope is not None:  # one set of angles for queries and keys
+            rot = positions if isinstance(positions, Rotation) else self.rope.angles(positions)
+            q, k = self.rope(q, rot), self.rope(k, rot)
         if cache is not None:
             k, v = cache.append(layer, k, v)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)

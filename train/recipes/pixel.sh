@@ -40,33 +40,8 @@ export ROOT PY RUN EXTRA HF_HUB_OFFLINE=1 TMPDIR="${TMPDIR:-$RUN/tmp}"
 mkdir -p "$RUN/logs" "$TMPDIR"
 cd "$ROOT"
 
-say() { echo "[$(date +%H:%M:%S)] $*"; }
-export -f say
+source "$ROOT/train/recipes/common.sh"   # say, stage, run_job
 BEGIN=$(date +%s)
-
-# run_job NAME SCRIPT CONFIG [ARGS...]: one training on one thread, log in $RUN/logs/NAME.log
-run_job() {
-  local name=$1 script=$2 config=$3 t0 extra=()
-  shift 3
-  t0=$(date +%s)
-  if [[ -f "$RUN/$name/final/config.json" ]]; then say "skip $name (final/ exists)"; return 0; fi
-  [[ -f "$RUN/$name/checkpoints/last" ]] && extra+=(--resume latest)
-  say "start $name"
-  if "$PY" "train/$script.py" --config "train/configs/$config.yaml" "train.output_dir=$RUN/$name" \
-      "${extra[@]}" "$@" $EXTRA > "$RUN/logs/$name.log" 2>&1; then
-    say "done $name in $(( $(date +%s) - t0 )) s: $(grep -o '"val_[a-z_0-9]*": [0-9.e-]*' \
-      "$RUN/$name/metrics.jsonl" | tail -2 | tr '\n' ' ')"
-  else
-    say "FAILED $name (see $RUN/logs/$name.log)"; return 1
-  fi
-}
-export -f run_job
-
-stage() {
-  local t0; t0=$(date +%s); say "=== stage $1"; shift
-  "$@"
-  say "=== stage done in $(( $(date +%s) - t0 )) s (total $(( $(date +%s) - BEGIN )) s)"
-}
 
 flagship() {
   if [[ -n "$FLAGSHIP" ]]; then say "flagship: $FLAGSHIP (given)"; return 0; fi
