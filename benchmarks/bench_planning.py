@@ -1,7 +1,8 @@
 """One CEM plan on ``reach`` (paper App. A, DROID: N=300, K=10, I=15, H=3) and on ``drive``
 (RECON: one action repeated over H=8, N=120, one iteration) with the studio's default world model
-(``assets/checkpoints/pixel-noisy``) and an untrained adapter controller of the pixel preset
-(timing does not depend on the weights).
+(``assets/checkpoints/pixel-noisy``) and the shipped adapter controller of the world
+(``controller-reach`` / ``controller-drive``; an untrained one of the pixel preset where none is
+shipped: timing does not depend on the weights).
 
 Batched: all N candidates in one rollout with the KV cache, the start shared (its keys, values
 and latents computed once, :meth:`WorldModel.rollout`). Against a per-candidate loop (the same
@@ -22,13 +23,17 @@ REPO = Path(__file__).resolve().parent.parent
 CHECKPOINT = REPO / "assets" / "checkpoints" / "pixel-noisy"
 
 
-def pixel_pipeline():
-    """The shipped pixel world model (random weights of the preset if it is missing) with an
+def pixel_pipeline(world: str = "reach"):
+    """The shipped controller pipeline of ``world`` (``assets/checkpoints/controller-<world>``);
+    else the shipped pixel world model (random weights of the preset if it is missing) with an
     untrained adapter controller of the pixel preset."""
     from lam_core import LatentActionPipeline, get_preset
     from lam_core.checkpoint import build_component
 
     torch.manual_seed(0)
+    shipped = CHECKPOINT.parent / f"controller-{world}"
+    if shipped.is_dir():
+        return LatentActionPipeline.from_pretrained(shipped)
     cfg = get_preset("pixel")
     if CHECKPOINT.is_dir():
         pipe = LatentActionPipeline.from_pretrained(CHECKPOINT)
@@ -38,8 +43,9 @@ def pixel_pipeline():
     return pipe
 
 
-def plan_row(ctx: Context, pipe, world: str, cfg, horizon: int, subset: int) -> Row:
-    """Time one plan batched and a per-candidate loop on ``subset`` candidates."""
+def plan_rows(ctx: Context, pipe, world: str, cfg, horizon: int, subset: int) -> list[Row]:
+    """Time one plan batched and a per-candidate loop on ``subset`` candidates; where the CPU
+    has native bf16, the batched plan again under bf16 autocast (:func:`cpu_bf16`)."""
     from lam_core.data.miniwild import split_seeds
     from lam_core.eval.planning import (
         RepeatedAction,
@@ -47,6 +53,7 @@ def plan_row(ctx: Context, pipe, world: str, cfg, horizon: int, subset: int) -> 
         make_episode,
         planning_model,
     )
+    from lam_core.pipeline import cpu_bf16, cpu_has_native_bf16
     from lam_core.planning import cem
 
     ep = make_episode(world, split_seeds(1, "val")[0], horizon, pipe.tubelet)
@@ -81,25 +88,46 @@ def plan_row(ctx: Context, pipe, world: str, cfg, horizon: int, subset: int) -> 
         target, met = "≤ 5 s; batched ≥ 20× loop", seconds <= 5 and loop_s / seconds >= 20
     else:
         target, met = "batched ≥ 20× loop", loop_s / seconds >= 20
-    return Row(
-        name=f"CEM plan, {world} (N={cfg.samples} K={cfg.elites} I={cfg.iterations} H={horizon})",
+    name = f"CEM plan, {world} (N={cfg.samples} K={cfg.elites} I={cfg.iterations} H={horizon})"
+    rows = [Row(
+        name=name,
         value=seconds, unit="s", ratio=loop_s / seconds,
         ratio_of=f"per-candidate loop ({subset} timed, ×{cfg.samples * cfg.iterations}) / batched",
         flops=flops, floor_s=floor, target=target, met=met,
         note=f"{steps} candidate-steps, {flops / steps / 1e6:.0f} MFLOP each; loop {loop_s:.0f} s",
         extra={"loop_s": loop_s, "loop_per_candidate_s_by_threads": per_thread,
                "candidate_steps": steps},
-    )  # fmt: skip
+    )]  # fmt: skip
+    if cpu_has_native_bf16():
+        with cpu_bf16(True):
+            batched.cost(probe)  # warm-up
+            t = time.perf_counter()
+            cem(batched, action_dim, cfg, seed=0)
+            bf16_s = time.perf_counter() - t
+            low = batched.cost(probe)
+        full = batched.cost(probe)
+        err = float(((low - full).abs() / full.abs()).max())
+        k = cfg.elites
+        same = len(set(low.argsort()[:k].tolist()) & set(full.argsort()[:k].tolist()))
+        met = bf16_s <= 5 if world == "reach" else None
+        rows.append(Row(
+            name=f"{name}, bf16 autocast", value=bf16_s, unit="s", ratio=seconds / bf16_s,
+            ratio_of="fp32 / bf16", dtype="bfloat16", flops=flops,
+            floor_s=ctx.floor(flops, "bfloat16"), target="≤ 5 s" if world == "reach" else "",
+            met=met, note=f"largest relative cost error {err:.1e}; {same} of the {k} elites of "
+            f"{cfg.samples} probe candidates the same as fp32's",
+            extra={"max_relative_cost_error": err, "same_elites": same},
+        ))  # fmt: skip
+    return rows
 
 
 def run(ctx: Context) -> list[Row]:
     from lam_core.eval.planning import DRIVE_CEM, DRIVE_HORIZON, REACH_CEM
     from lam_core.planning import CEMConfig
 
-    pipe = pixel_pipeline()
     reach = CEMConfig(samples=60, elites=6, iterations=2, horizon=3) if ctx.quick else REACH_CEM
     subset = 8 if ctx.quick else 24
     return [
-        plan_row(ctx, pipe, "reach", reach, reach.horizon, subset),
-        plan_row(ctx, pipe, "drive", DRIVE_CEM, DRIVE_HORIZON, subset),
+        *plan_rows(ctx, pixel_pipeline("reach"), "reach", reach, reach.horizon, subset),
+        *plan_rows(ctx, pixel_pipeline("drive"), "drive", DRIVE_CEM, DRIVE_HORIZON, subset),
     ]

@@ -37,6 +37,7 @@ from lam_core.eval.planning import (
     reach_delta,
     trajectory_errors,
 )
+from lam_core.pipeline import cpu_bf16, cpu_has_native_bf16
 from lam_core.planning import cem
 from studio import plots
 from studio.handlers import PROGRESS, Progress, as_callback, bad_input, user_errors
@@ -312,14 +313,15 @@ def control_plan(
         model = planning_model(pipe, start, goal)
         if cfg.horizon != horizon:
             model = RepeatedAction(model, horizon)
-        result = cem(
-            model,
-            ep.actions.shape[1],
-            cfg,
-            seed=int(seed),
-            device=pipe.device,
-            progress=lambda f, m: report(0.05 + 0.85 * f, m),
-        )
+        with cpu_bf16():  # where the CPU has native bf16: ~2× faster costs, same elites
+            result = cem(
+                model,
+                ep.actions.shape[1],
+                cfg,
+                seed=int(seed),
+                device=pipe.device,
+                progress=lambda f, m: report(0.05 + 0.85 * f, m),
+            )
         plan = result.plan.expand(horizon, -1) if result.plan.shape[0] == 1 else result.plan
         report(0.92, "rolling out and replaying the plan")
         preds = pipe.rollout_with_actions(start, plan[None])
@@ -339,6 +341,7 @@ def control_plan(
             iterations=cfg.iterations,
             plan=plan.numpy().round(4).tolist(),
             best_costs=result.best_costs.numpy().round(5).tolist(),
+            bf16=pipe.device.type == "cuda" or cpu_has_native_bf16(),
         )
         goal_frames = np.repeat(ep.goal[-1:], horizon + 1, axis=0)
         frames = side_by_side([

@@ -106,6 +106,25 @@ def test_batched_cem_costs_equal_a_per_candidate_loop(context):
     torch.testing.assert_close(batched, loop, atol=1e-4, rtol=1e-5)
 
 
+def test_cpu_bf16_reaches_the_pipeline_and_keeps_costs_close():
+    """cpu_bf16 around a plan: the pipeline's rollouts run under it (costs change) and stay
+    within bf16 rounding of fp32's; cpu_bf16(False) is fp32 exactly."""
+    from lam_core.pipeline import cpu_bf16
+
+    pipe = randomized("tiny-pixel", seed=1)
+    n, d = pipe.lam.cfg.grid ** 2, pipe.lam.cfg.feature_dim
+    start, goal = torch.rand(1, 1, n, d), torch.rand(1, 1, n, d)
+    actions = torch.rand(7, 3, pipe.controller.cfg.action_dim) * 2 - 1
+    model = planning_model(pipe, start, goal)
+    full = model.cost(actions)
+    with cpu_bf16(True):
+        low = model.cost(actions)
+    with cpu_bf16(False):
+        assert torch.equal(model.cost(actions), full)
+    assert low.dtype == torch.float32 and not torch.equal(low, full)
+    torch.testing.assert_close(low, full, rtol=2e-2, atol=0)
+
+
 def test_batched_transfer_and_cycle_equal_separate_rollouts():
     pipe = randomized("tiny-pixel", seed=2)
     video = torch.rand(2, 6, 3, 32, 32)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from lam_core.pipeline import cpu_has_native_bf16
 from train.config import RunConfig
 
 # Layers that touch the outside world (inputs, outputs, codebooks) go to AdamW: Muon is meant for
@@ -22,13 +23,6 @@ INPUT_LAYERS = {"embed", "proj_in", "frame_proj"}
 OUTPUT_LAYERS = {"head", "out"}
 ATTENTION_PARENTS = {"attn", "cross"}
 INPUT_MLPS = {"cond_embed", "action_embed"}
-
-
-def cpu_has_native_bf16() -> bool:
-    """AVX-512 BF16 or AMX: the CPUs on which bf16 autocast speeds training up (STACK.md measured
-    ~2.4×); without them bf16 matmuls are emulated and ~4× slower than fp32."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def resolve_mixed_precision(mode: str) -> str:
