@@ -226,6 +226,16 @@ def _parts(data: dict | None) -> list[tuple[tuple[str, str], float]]:
         return [((f"the {data.get('world', 'action')} world", ""), 1.0)]
     if source == "folder":
         return [((f"videos from {Path(str(data.get('folder', '?'))).name}/", ""), 1.0)]
+    if source == "shards":
+        return [(("WebDataset shards", ""), 1.0)]
+    if source == "sources":  # data.sources: each line's parts, scaled by its share of the weights
+        lines = [x for x in data.get("sources") or [] if isinstance(x, dict)]
+        total = sum(float(x.get("weight", 1.0)) for x in lines)
+        out = []
+        for x in lines:
+            line = {**x, "mixture": {x.get("scene") or "wild": 1.0}}  # a MiniWild line: one scene
+            out += [(key, p * float(x.get("weight", 1.0)) / total) for key, p in _parts(line)]
+        return out or [((UNRECORDED, ""), 1.0)]
     return [((str(source) if source else UNRECORDED, ""), 1.0)]
 
 

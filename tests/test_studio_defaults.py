@@ -136,6 +136,19 @@ def test_trained_on_line_from_a_record():
     assert trained_on_line({"steps": 300, "clips": 4800, "runs": [earlier]}) == (
         "Trained for 300 steps, 4.8 k clips; the footage was not recorded."
     )
+    # a data.sources run (the shipped flagship's continuation) adds to the same parts
+    lines = [{"source": "miniwild", "scene": "pan", "weight": 4.0},
+             {"source": "miniwild", "scene": "movers", "weight": 4.0},
+             {"source": "miniwild", "scene": "wild", "weight": 1.0}]
+    more = {"run": "runs/s3/wild", "steps": 1500, "clips": 24000,
+            "data": {"source": "sources", "num_frames": 8, "sources": lines}}
+    line = trained_on_line({"steps": 5700, "clips": 91200, "runs": [*RECORD["runs"], more]})
+    assert line.startswith("Trained on MiniWild: camera pans over photographs 44 %, still-camera "
+                           "movers 44 %, wild scenes 11 % — 5,700 steps")
+    mixed = [*lines, {"source": "world", "world": "reach", "weight": 9.0}]
+    line = trained_on_line({"runs": [{"clips": 10, "data": {"source": "sources",
+                                                             "sources": mixed}}]})
+    assert "the reach world 50 %" in line and "MiniWild camera pans over photographs 22 %" in line
     reach = {"source": "world", "world": "reach"}
     world = {"steps": 10, "clips": 160, "runs": [{"clips": 160, "data": reach}]}
     assert trained_on_line(world).startswith("Trained on the reach world — 10 steps, 160 clips")
