@@ -53,50 +53,29 @@ EXPORT="${EXPORT:-sparse-low sparse-high noisy-low noisy-high discrete-low discr
 deterministic action-reach action-drive controller-reach controller-drive}"
 SHIP="${SHIP:-sparse-high noisy-high discrete-high deterministic action-reach controller-reach \
 controller-drive}"
-export ROOT PY RUN EXTRA SHIP HF_HUB_OFFLINE=1 TMPDIR="${TMPDIR:-$RUN/tmp}"
-mkdir -p "$RUN/logs" "$TMPDIR"
-cd "$ROOT"
+export SHIP
 
-say() { echo "[$(date +%H:%M:%S)] $*"; }
-export -f say
-BEGIN=$(date +%s)
+source "$ROOT/train/recipes/common.sh"   # exports, $RUN/logs, cd $ROOT; say, stage, run_job
 
 # --------------------------------------------------------------------------- one job
-# run_job NAME SCRIPT CONFIG CACHE: one training, one process on one core, log in $RUN/logs/NAME.log
-run_job() {
-  local name=$1 script=$2 config=$3 cache=$4 t0 extra=()
-  t0=$(date +%s)
-  if [[ -f "$RUN/$name/final/config.json" ]]; then
-    say "skip $name (final/ exists)"; return 0
-  fi
-  [[ -f "$RUN/$name/checkpoints/last" ]] && extra+=(--resume latest)
+# embedded_job NAME SCRIPT CONFIG CACHE: one training through accelerate, one process on one
+# core, its features from the cache $RUN/cache/CACHE, the autoencoder's encoder and decoder (a
+# world model) or the sparse-high LAM (a controller)
+embedded_job() {
+  local name=$1 script=$2 config=$3 cache=$4 extra=()
   if [[ $script == controller ]]; then
     extra+=("lam_path=$RUN/lam_sparse_high/final")
   else
     extra+=("encoder_path=$RUN/autoencoder/final/encoder" "decoder_path=$RUN/autoencoder/final/decoder")
   fi
-  say "start $name"
-  if "$PY" -m accelerate.commands.launch --num_processes 1 --cpu --num_machines 1 \
-      --num_cpu_threads_per_process 1 \
-      --mixed_precision no --dynamo_backend no "train/$script.py" \
-      --config "train/configs/$config.yaml" "train.output_dir=$RUN/$name" \
-      "data.cache_dir=$RUN/cache/$cache" "${extra[@]}" $EXTRA > "$RUN/logs/$name.log" 2>&1; then
-    say "done $name in $(( $(date +%s) - t0 )) s: $(grep -o '"val_[a-z_0-9]*": [0-9.e-]*' \
-      "$RUN/$name/metrics.jsonl" | tail -2 | tr '\n' ' ')"
-  else
-    say "FAILED $name (see $RUN/logs/$name.log)"; return 1
-  fi
+  LAUNCH="$PY -m accelerate.commands.launch --num_processes 1 --cpu --num_machines 1 \
+--num_cpu_threads_per_process 1 --mixed_precision no --dynamo_backend no" \
+    run_job "$name" "$script" "$config" "data.cache_dir=$RUN/cache/$cache" "${extra[@]}"
 }
-export -f run_job
+export -f embedded_job
 
 # run_queue JOB...: "NAME SCRIPT CONFIG CACHE" lines, two at a time
-run_queue() { printf '%s\n' "$@" | xargs -P 2 -L 1 bash -c 'run_job "$@"' _; }
-
-stage() {
-  local t0; t0=$(date +%s); say "=== stage $1"; shift
-  "$@"
-  say "=== stage done in $(( $(date +%s) - t0 )) s (total $(( $(date +%s) - BEGIN )) s)"
-}
+run_queue() { printf '%s\n' "$@" | xargs -P 2 -L 1 bash -c 'embedded_job "$@"' _; }
 
 # --------------------------------------------------------------------------- 1. autoencoder
 autoencoder() {
@@ -184,11 +163,11 @@ report_part() {  # report_part NAME PATTERN...
   say "report $name: $RUN/report/$name (tables in $RUN/logs/report_$name.log)"
 }
 clips_and_report() {
-  "$PY" train/recipes/example_clips.py
+  example_clips
   report_part wild 'sparse-*' 'noisy-*' 'discrete-*' none deterministic & local a=$!
   report_part worlds 'action-*' 'controller-*' || { wait "$a"; return 1; }
   wait "$a"
-  "$PY" train/recipes/manifest.py
+  write_manifest
 }
 
 say "embedded default: run folder $RUN, assets $ASSETS, $(nproc) cores"

@@ -36,12 +36,8 @@ CLIPS="${CLIPS:-}"                       # held-out real videos for the report (
 EXPORT="${EXPORT:-pixel-noisy pixel-deterministic action-reach action-drive controller-reach \
 controller-drive}"
 SHIP="${SHIP:-pixel-noisy controller-reach controller-drive}"
-export ROOT PY RUN EXTRA HF_HUB_OFFLINE=1 TMPDIR="${TMPDIR:-$RUN/tmp}"
-mkdir -p "$RUN/logs" "$TMPDIR"
-cd "$ROOT"
 
-source "$ROOT/train/recipes/common.sh"   # say, stage, run_job
-BEGIN=$(date +%s)
+source "$ROOT/train/recipes/common.sh"   # exports, $RUN/logs, cd $ROOT; say, stage, run_job
 
 flagship() {
   if [[ -n "$FLAGSHIP" ]]; then say "flagship: $FLAGSHIP (given)"; return 0; fi
@@ -89,7 +85,7 @@ export_assets() {
 }
 
 clips_and_report() {
-  "$PY" train/recipes/example_clips.py
+  example_clips
   local part patterns pids=()
   for part in wild worlds; do  # two processes, one core each, then one merged report
     [[ $part == wild ]] && patterns=('pixel-*') || patterns=('action-*' 'controller-*')
@@ -105,7 +101,7 @@ clips_and_report() {
     "$RUN/report-worlds/report.json" --out "$RUN/report" > "$RUN/logs/report.log" 2>&1 \
     || { say "FAILED report merge (see $RUN/logs/report.log)"; return 1; }
   say "report: $RUN/report (tables in $RUN/logs/report.log)"
-  "$PY" train/recipes/manifest.py
+  write_manifest
 }
 
 say "pixel default: run folder $RUN, assets $ASSETS, $(nproc) cores"

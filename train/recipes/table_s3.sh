@@ -27,11 +27,7 @@ INIT="${INIT:-}"       # warm-start both LAMs from this pipeline folder
 STEPS="${STEPS:-2000}"
 SEED="${SEED:-4}"
 LR="${LR:-}"           # e.g. "train.lr_muon=0.006 train.lr_adamw=0.0003" for a continuation
-export ROOT PY RUN EXTRA HF_HUB_OFFLINE=1 TMPDIR="${TMPDIR:-$RUN/tmp}"
-mkdir -p "$RUN/logs" "$TMPDIR"
-cd "$ROOT"
-source "$ROOT/train/recipes/common.sh"   # say, stage, run_job
-BEGIN=$(date +%s)
+source "$ROOT/train/recipes/common.sh"   # exports, $RUN/logs, cd $ROOT; say, stage, run_job
 
 lams() {
   local init=() arm pids=()
