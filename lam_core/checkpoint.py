@@ -169,6 +169,20 @@ def read_training_record(directory: str | Path) -> dict:
     return record if isinstance(record, dict) else {}
 
 
+def record_sources(data: dict | None) -> list[tuple[dict, float]] | None:
+    """The sources of one run's ``data`` record (a training record's ``runs[i]["data"]``), each
+    with its share of the run's clips: one per line of a ``data.sources`` run (weights
+    normalised), else the run's own description with share 1; None when the record does not say
+    what the run trained on."""
+    if not isinstance(data, dict) or "source" not in data:
+        return None
+    if data["source"] != "sources":
+        return [(data, 1.0)]
+    lines = [x for x in data.get("sources") or [] if isinstance(x, dict)]
+    total = sum(float(x.get("weight", 1.0)) for x in lines)
+    return [(x, float(x.get("weight", 1.0)) / total) for x in lines] if total > 0 else None
+
+
 def read_component_config(directory: str | Path, expected: str | None = None):
     """Read and validate a component's ``config.json``; returns its dataclass config.
 

@@ -16,7 +16,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from lam_core.checkpoint import CheckpointError, read_training_record
+from lam_core.checkpoint import CheckpointError, read_training_record, record_sources
 from lam_core.pipeline import PIPELINE_FORMAT, REPO_ROOT, LatentActionPipeline, resolve_path
 
 CHECKPOINTS_DIR = REPO_ROOT / "assets" / "checkpoints"
@@ -228,13 +228,11 @@ def _parts(data: dict | None) -> list[tuple[tuple[str, str], float]]:
         return [((f"videos from {Path(str(data.get('folder', '?'))).name}/", ""), 1.0)]
     if source == "shards":
         return [(("WebDataset shards", ""), 1.0)]
-    if source == "sources":  # data.sources: each line's parts, scaled by its share of the weights
-        lines = [x for x in data.get("sources") or [] if isinstance(x, dict)]
-        total = sum(float(x.get("weight", 1.0)) for x in lines)
+    if source == "sources":  # data.sources: each line's parts, scaled by its share
         out = []
-        for x in lines:
-            line = {**x, "mixture": {x.get("scene") or "wild": 1.0}}  # a MiniWild line: one scene
-            out += [(key, p * float(x.get("weight", 1.0)) / total) for key, p in _parts(line)]
+        for line, share in record_sources(data) or []:
+            line = {**line, "mixture": {line.get("scene") or "wild": 1.0}}  # MiniWild: one scene
+            out += [(key, p * share) for key, p in _parts(line)]
         return out or [((UNRECORDED, ""), 1.0)]
     return [((str(source) if source else UNRECORDED, ""), 1.0)]
 

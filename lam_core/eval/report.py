@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lam_core.checkpoint import CheckpointError, read_training_record
+from lam_core.checkpoint import CheckpointError, read_training_record, record_sources
 from lam_core.eval.capacity import capacity, model_label
 from lam_core.eval.common import Progress, heldout_clips, read_clips, sub_progress
 from lam_core.eval.controller import controller_eval
@@ -130,19 +130,14 @@ def world_of(name: str, meta: dict) -> str | None:
 def world_shares(data: dict | None) -> dict[str, float] | None:
     """Share of a run's clips drawn from each action world (their frames, never their actions:
     Table S3's "DROID weight"), from its ``data`` record; None when the record does not say."""
-    if not isinstance(data, dict) or "source" not in data:
+    parts = record_sources(data)
+    if parts is None:
         return None
-    if data["source"] == "world":
-        return {data.get("world", "?"): 1.0}
-    if data["source"] != "sources":
-        return {}  # one in-the-wild source: MiniWild, a folder, shards
-    lines = [x for x in data.get("sources", []) if isinstance(x, dict)]
-    total = sum(float(x.get("weight", 1.0)) for x in lines)
     out: dict[str, float] = {}
-    for x in lines:
-        if x.get("source") == "world" and total > 0:
-            w = x.get("world", "?")
-            out[w] = out.get(w, 0.0) + float(x.get("weight", 1.0)) / total
+    for line, share in parts:
+        if line.get("source") == "world":
+            w = line.get("world", "?")
+            out[w] = out.get(w, 0.0) + share
     return out
 
 
