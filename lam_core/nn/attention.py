@@ -81,6 +81,10 @@ class RoPE3D(nn.Module):
         angles = positions.to(self.freqs.dtype) @ self.freqs  # L, d/2
         return Rotation(torch.cat([angles.cos()] * 2, dim=-1), torch.cat([angles.sin()] * 2, -1))
 
+    def rotation(self, positions: torch.Tensor | Rotation) -> Rotation:
+        """``positions`` as a :class:`Rotation` (already one: as it is)."""
+        return positions if isinstance(positions, Rotation) else self.angles(positions)
+
     def forward(self, x: torch.Tensor, positions: torch.Tensor | Rotation) -> torch.Tensor:
         """Rotate ``x``.
 
@@ -88,7 +92,7 @@ class RoPE3D(nn.Module):
             x: ``(B, heads, L, head_dim)``.
             positions: ``(L, 3)`` integer ``(t, row, col)``, or their :meth:`angles`.
         """
-        rot = positions if isinstance(positions, Rotation) else self.angles(positions)
+        rot = self.rotation(positions)
         cos, sin = rot.cos.to(x.dtype), rot.sin.to(x.dtype)
         x1, x2 = x.chunk(2, dim=-1)
         return x * cos + torch.cat((-x2, x1), dim=-1) * sin
@@ -160,7 +164,7 @@ class Attention(nn.Module):
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if self.rope is not None:  # one set of angles for queries and keys
-            rot = positions if isinstance(positions, Rotation) else self.rope.angles(positions)
+            rot = self.rope.rotation(positions)
             q, k = self.rope(q, rot), self.rope(k, rot)
         if cache is not None:
             k, v = cache.append(layer, k, v)
