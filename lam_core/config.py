@@ -131,6 +131,20 @@ class LAMConfig:
             ``c`` its change ``|s_t+1 − s_t|`` relative to the clip's mean change (0: plain L1).
             Movers are a few percent of the pixels; this keeps copying the last frame from
             being nearly optimal.
+        latent_grid: latent actions per step (beyond the paper): 1 is the paper's one latent per
+            transition; ``g > 1`` gives a ``g × g`` grid of latents, each of
+            ``regularizer.latent_dim`` dimensions, inferred from the IDM's tokens of its cell
+            and applied to the world model's tokens of that cell (``g`` must equal the world
+            model's merged grid). A small object's motion then lands where the object is instead
+            of being averaged away over the frame, and a transfer replays it at the same place
+            (the paper's actions localized relative to the camera, Fig. 8). Consumers see one
+            vector per step of :attr:`latent_dim` ``= g² · regularizer.latent_dim``.
+        cell_modulation: with a latent grid, each token's AdaLN modulation comes from its own
+            cell's latent instead of the mean of the cells (the world model's blocks then cost
+            about 1.5× the FLOPs: the modulation runs per token).
+        idm_radius: 0: the IDM's tokens attend to each other across the frame (the paper);
+            ``r ≥ 1``: only within ``r`` rows and columns of IDM tokens, so with a latent grid
+            a cell's latent holds the motion near it and not a far object's.
     """
 
     kind: str = "latent"
@@ -147,13 +161,23 @@ class LAMConfig:
     idm_input: str = "pair"
     condition_add: bool = False
     change_weight: float = 0.0
+    latent_grid: int = 1
+    cell_modulation: bool = False
+    idm_radius: int = 0
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
     idm: TransformerConfig = field(default_factory=lambda: TransformerConfig(128, 2, 4))
     world_model: TransformerConfig = field(default_factory=TransformerConfig)
 
     @property
+    def latent_cells(self) -> int:
+        """Latents per step: ``latent_grid²``."""
+        return self.latent_grid * self.latent_grid
+
+    @property
     def latent_dim(self) -> int:
-        return self.regularizer.latent_dim
+        """Width of a step's latent action as consumers see it (controller, planner, studio):
+        ``latent_cells · regularizer.latent_dim``."""
+        return self.latent_cells * self.regularizer.latent_dim
 
 
 @dataclass

@@ -28,7 +28,7 @@ class PipelineOperations:
         def latents(x: torch.Tensor) -> torch.Tensor:
             if x.shape[1] > 1:
                 return self.infer_latents(x)
-            return x.new_zeros(x.shape[0], 0, self.lam.cfg.regularizer.latent_dim)
+            return x.new_zeros(x.shape[0], 0, self.lam.cfg.latent_dim)
 
         if a.shape[0] != b.shape[0] or a.shape[1] != b.shape[1] or a.shape[1] < 2:
             return latents(a), latents(b)

@@ -386,7 +386,8 @@ class LatentActionPipeline(PipelineOperations, ModelHubMixin, nn.Module):
         if not self.lam.uses_latents:
             raise ValueError(f"a {self.lam.cfg.kind!r} model has no latent actions to sample")
         g = torch.Generator().manual_seed(seed)
-        return self.lam.regularizer.sample(n, generator=g)
+        cells = self.lam.cfg.latent_cells  # a latent grid: each cell drawn from the prior
+        return self.lam.regularizer.sample(n * cells, generator=g).reshape(n, -1)
 
     def _features(self, video_or_features: VideoLike) -> torch.Tensor:
         if (

@@ -202,6 +202,7 @@ SCENE_NAMES = {  # lam_core.data.miniwild.SCENES, as the Transfer tab words them
     "pan": "camera pans over photographs",
     "movers": "still-camera movers",
     "wild": "wild scenes",
+    "layers": "layered scenes (cut-outs over moving photos)",
 }
 TINY_CAVEAT = "real uploads decode as coloured blocks"
 

@@ -275,7 +275,7 @@ def test_a_recipe_with_a_mixture_loads_and_builds(tmp_path):
     assert isinstance(build_dataset(plain, "val"), MiniWildDataset)
     dump_yaml(job, tmp_path / "config.yaml")  # a run's saved config loads back
     assert load_job_config(tmp_path / "config.yaml").data.mixture == job.data.mixture
-    assert set(SCENES) == {"wild", "pan", "movers"}
+    assert set(SCENES) == {"wild", "pan", "movers", "layers"}
 
 
 def test_every_photo_loads_offline_and_has_a_source(monkeypatch):

@@ -358,7 +358,8 @@ def resolve(raw: dict) -> JobConfig:
                   "patch_size": enc["patch_size"], "tubelet": enc["tubelet"]})
     _set_derived(ctrl, raw.get("controller") or {}, "controller",
                  {"feature_dim": enc["dim"], "grid": grid,
-                  "latent_dim": lam["regularizer"]["latent_dim"]})
+                  "latent_dim": lam["regularizer"]["latent_dim"]
+                  * lam.get("latent_grid", 1) ** 2})
     hints = typing.get_type_hints(JobConfig)
     values = {}
     for f in dataclasses.fields(JobConfig):
@@ -407,6 +408,12 @@ def _check(job: JobConfig) -> None:
         ("lam.idm_input", lam.idm_input in ("pair", "difference"), "must be pair or difference"),
         ("lam.change_weight", lam.change_weight >= 0, "must be ≥ 0"),
         ("lam.flow_l1", lam.flow_l1 >= 0, "must be ≥ 0"),
+        ("lam.latent_grid", lam.latent_grid == 1 or (
+            lam.kind == "latent" and lam.latent_grid == lam.grid // max(lam.token_merge, 1)),
+         "must be 1 or, for latent models, the merged token grid (grid / lam.token_merge)"),
+        ("lam.cell_modulation", not lam.cell_modulation or lam.latent_grid > 1,
+         "needs a latent grid (lam.latent_grid > 1)"),
+        ("lam.idm_radius", lam.idm_radius >= 0, "must be ≥ 0 (0: attention across the frame)"),
         ("train.reg_warmup_start", 0.0 <= t.reg_warmup_start <= 1.0, "must be in [0, 1]"),
     ]
     grid = job.lam.grid

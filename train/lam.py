@@ -78,6 +78,11 @@ LOSS_ONLY = {"change_weight", "flow_l1", "regularizer.beta", "regularizer.free_b
              "regularizer.lambda_l1", "regularizer.lambda_l2", "regularizer.lambda_v",
              "regularizer.lambda_c", "regularizer.lambda_m", "regularizer.commitment",
              "regularizer.reset_every"}
+# LAM settings a warm start may change although they shape the model, because every weight keeps
+# its shape and meaning: a latent grid's cells are read by the IDM's head and embedded by the
+# world model's condition embedding exactly as the one latent was (each cell starts as a local
+# version of the frame's latent)
+REINTERPRETED = {"latent_grid", "cell_modulation", "idm_radius"}
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -125,12 +130,13 @@ def warm_start(lam: LatentActionModel, folder: str, log=print) -> dict:
     theirs = _flat(config_to_dict(read_component_config(comp, "lam")))
     ours = _flat(config_to_dict(lam.cfg))
     diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-    shaping = [k for k in diff if k not in LOSS_ONLY]
+    shaping = [k for k in diff if k not in LOSS_ONLY | REINTERPRETED]
     if shaping:
         raise ConfigError(f"--init-from {comp}: its lam config differs from this run's in "
                           f"{', '.join('lam.' + k for k in shaping)}")
     for k in diff:
-        log(f"warm start: lam.{k} {theirs.get(k)!r} → {ours.get(k)!r} (weighs the loss only)")
+        why = "weighs the loss only" if k in LOSS_ONLY else "the same weights, read anew"
+        log(f"warm start: lam.{k} {theirs.get(k)!r} → {ours.get(k)!r} ({why})")
     load_state_checked(lam, comp / WEIGHTS_NAME)
     return read_training_record(comp)
 

@@ -47,7 +47,7 @@ PHOTOS = (
     "hubble_deep_field", "moon", "brick", "grass", "gravel",
 )  # fmt: skip
 EMBODIMENTS = ("disc", "box", "stick", "patch")
-SCENES = ("wild", "pan", "movers")  # "wild": this module; the others: lam_core.data.scenes
+SCENES = ("wild", "pan", "movers", "layers")  # "wild": here; the others: lam_core.data.scenes
 VAL_SEED_START = 10**9  # validation clips use seeds >= this; training seeds stay below
 
 
@@ -74,7 +74,7 @@ class MiniWildConfig:
     noise_probability: float = 0.5
     max_noise: float = 6.0  # standard deviation of sensor noise, in 0-255 units (at most 20)
     canvas: int = 160  # side of a procedural background
-    scene: str = "wild"  # one of SCENES; the fields below are for "pan" and "movers" only
+    scene: str = "wild"  # one of SCENES; the fields below are for the other scenes only
     # every step draws a new velocity: zero with still_probability, else a uniform direction and a
     # speed uniform in [min_speed, max_speed] (camera or mover, frame pixels per frame)
     still_probability: float = 0.2
@@ -90,14 +90,17 @@ class MiniWildConfig:
     max_movers: int = 2
     mover_size: tuple[float, float] = (12.0, 24.0)  # side or diameter of a mover
     mover_kinds: tuple[str, ...] = ("disc", "box", "patch")  # lam_core.data.scenes.MOVER_KINDS
+    layer_speed: tuple[float, float] = (0.5, 8.0)  # "layers": own speed of a moving layer
 
     def __post_init__(self) -> None:
         if self.scene not in SCENES:
             raise ValueError(f"scene must be one of {SCENES}, got {self.scene!r}")
         if not (0 <= self.still_probability <= 1 and 0 <= self.min_speed <= self.max_speed
-                and 1 <= self.min_movers <= self.max_movers and 0 <= self.scene_max_noise <= 20):
+                and 1 <= self.min_movers <= self.max_movers and 0 <= self.scene_max_noise <= 20
+                and len(self.layer_speed) == 2 and 0 <= self.layer_speed[0] <= self.layer_speed[1]):
             raise ValueError("need 0 <= still_probability <= 1, 0 <= min_speed <= max_speed, "
-                             "1 <= min_movers <= max_movers and 0 <= scene_max_noise <= 20")
+                             "1 <= min_movers <= max_movers, 0 <= scene_max_noise <= 20 and "
+                             "0 <= layer_speed[0] <= layer_speed[1]")
         unknown = set(self.embodiments) - set(EMBODIMENTS)
         if unknown or not self.embodiments:
             raise ValueError(f"embodiments must be a non-empty subset of {EMBODIMENTS}")

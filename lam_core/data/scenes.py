@@ -335,8 +335,9 @@ def _movers(seed: int, cfg: MiniWildConfig) -> Clip:
 
 
 def generate_scene(seed: int, cfg: MiniWildConfig) -> Clip:
-    """Render one ``"pan"`` or ``"movers"`` clip (:func:`~lam_core.data.miniwild.generate_clip`
-    calls this for those scenes); the same ``seed`` and ``cfg`` always give the same frames.
+    """Render one ``"pan"``, ``"movers"`` or ``"layers"`` clip (``"layers"``: see
+    :mod:`lam_core.data.layers`, its ``meta`` adds to the one below; ``generate_clip`` calls this
+    for these scenes); the same ``seed`` and ``cfg`` always give the same frames.
 
     Args:
         seed: the clip's seed.
@@ -353,7 +354,9 @@ def generate_scene(seed: int, cfg: MiniWildConfig) -> Clip:
         half the side or the radius, ``visible`` ``(T,)``; plus ``velocity`` ``(T-1, 2)``) and
         ``distractors``.
     """
-    scenes = {"pan": _pan, "movers": _movers}
+    from lam_core.data.layers import render_layers  # imports this module: import here
+
+    scenes = {"pan": _pan, "movers": _movers, "layers": render_layers}
     if cfg.scene not in scenes:
         raise ValueError(f"generate_scene renders {tuple(scenes)}, got {cfg.scene!r}")
     return scenes[cfg.scene](seed, cfg)

@@ -5,7 +5,9 @@ A small transformer over the tokens of the two steps (``input="pair"``: 3-D RoPE
 their difference (``input="difference"``: half the tokens, and small changes such as a mover's
 stand out); optionally ``k × k`` neighbouring tokens merged into one first. Mean-pooled and
 projected to the regularizer's raw width (D_z, or 2·D_z for the noisy regularizer's mean and
-log-variance).
+log-variance): over the whole frame (one latent per transition, the paper), or over each cell of
+a ``cells × cells`` grid (``LAMConfig.latent_grid``: one latent per cell, so the evidence of a
+small moving object is not averaged away by the still rest of the frame).
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ import torch
 from torch import nn
 
 from lam_core.config import TransformerConfig
-from lam_core.nn import Block, grid_positions, merge_tokens, merged_grid, shared_rotation
+from lam_core.nn import (
+    Block,
+    grid_positions,
+    merge_tokens,
+    merged_grid,
+    neighbourhood_mask,
+    shared_rotation,
+)
 
 
 class InverseDynamics(nn.Module):
@@ -27,6 +36,11 @@ class InverseDynamics(nn.Module):
         cfg: transformer shape.
         merge: tokens merged per row/column before the transformer (1: none).
         input: ``"pair"`` or ``"difference"`` (see the module docstring).
+        cells: latents per row/column of a step (1: one per transition); must divide the
+            merged grid.
+        radius: 0: every token attends to every other; ``r ≥ 1``: only to tokens at most ``r``
+            rows and columns away (a cell's latent then reads the motion near it, not a far
+            object's).
     """
 
     def __init__(
@@ -37,12 +51,19 @@ class InverseDynamics(nn.Module):
         cfg: TransformerConfig,
         merge: int = 1,
         input: str = "pair",
+        cells: int = 1,
+        radius: int = 0,
     ):
         super().__init__()
         if input not in ("pair", "difference"):
             raise ValueError(f"unknown IDM input {input!r}; expected pair or difference")
         self.grid, self.merge, self.input = grid, merge, input
         self.merged = merged_grid(grid, merge, "idm_token_merge")
+        if cells < 1 or self.merged % cells:
+            raise ValueError(f"lam.latent_grid {cells} must divide the IDM's token grid "
+                             f"{self.merged}")
+        self.cells = cells
+        self.radius = radius
         width_in = feature_dim * merge * merge * (3 if input == "difference" else 1)
         self.proj = nn.Linear(width_in, cfg.width)
         self.blocks = nn.ModuleList(
@@ -58,7 +79,8 @@ class InverseDynamics(nn.Module):
             features: ``(B, T', N, D_enc)``.
 
         Returns:
-            ``(B, T' - 1, out_dim)``; entry t depends only on steps t and t+1.
+            ``(B, T' - 1, out_dim)``, or ``(B, T' - 1, cells², out_dim)`` with a latent grid
+            (cells in row-major order); entry t depends only on steps t and t+1.
         """
         features = merge_tokens(features, self.grid, self.grid, self.merge)
         b, steps, n, d = features.shape
@@ -71,7 +93,17 @@ class InverseDynamics(nn.Module):
             x = self.proj(pairs.reshape(b * (steps - 1), 2 * n, d))
             pos = grid_positions(2, self.merged, self.merged, x.device)
         pos = shared_rotation(self.blocks, pos)
+        mask = None
+        if self.radius > 0:
+            grids = 1 if self.input == "difference" else 2
+            mask = neighbourhood_mask(self.merged, self.radius, grids, x.device)
         for blk in self.blocks:
-            x = blk(x, pos)
-        x = self.norm(x).mean(dim=1)
-        return self.head(x).reshape(b, steps - 1, -1)
+            x = blk(x, pos, mask)
+        x = self.norm(x)
+        if self.cells == 1:
+            return self.head(x.mean(dim=1)).reshape(b, steps - 1, -1)
+        if self.input == "pair":  # a position's tokens of both steps are one cell's evidence
+            x = x.reshape(x.shape[0], 2, n, -1).mean(dim=1)
+        g, c = self.merged, self.cells  # mean over each (g/c)² block of positions
+        x = x.reshape(-1, c, g // c, c, g // c, x.shape[-1]).mean(dim=(2, 4))
+        return self.head(x).reshape(b, steps - 1, c * c, -1)

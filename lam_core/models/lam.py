@@ -77,6 +77,8 @@ class LatentActionModel(nn.Module):
                 cfg.idm,
                 cfg.idm_token_merge,
                 cfg.idm_input,
+                cfg.latent_grid,
+                cfg.idm_radius,
             )
         self.world_model = WorldModel(cfg)
 
@@ -87,11 +89,15 @@ class LatentActionModel(nn.Module):
     def infer_latents(self, features: torch.Tensor, return_stats: bool = False):
         """Latent actions of every transition: ``(B, T', N, D)`` → ``(B, T'-1, D_z)``.
 
-        In eval mode this is deterministic (noisy: the mean; discrete: the nearest code).
+        In eval mode this is deterministic (noisy: the mean; discrete: the nearest code). With a
+        latent grid (``latent_grid > 1``) the regularizer sees each cell's latent (its loss is
+        the mean over cells, as over transitions) and the cells are returned side by side.
         """
         if not self.uses_latents:
             raise ValueError(f"a {self.cfg.kind!r} model has no latent actions")
         out = self.regularizer(self.idm(features))
+        if self.cfg.latent_cells > 1:  # B, T'-1, cells, d → B, T'-1, cells·d
+            out.latents = out.latents.flatten(-2)
         return out if return_stats else out.latents
 
     def conditions(

@@ -2,7 +2,10 @@
 AdaLN-zero conditioning (paper §4, App. A; AdaLN-zero from Peebles & Xie, 2023).
 
 The condition of step t (a latent action z_t, a real action a_t, or nothing for the deterministic
-model) modulates only the tokens of step t. The output head predicts the next step's features
+model) modulates only the tokens of step t. A grid of latents (``LAMConfig.latent_grid``) is
+applied where it was inferred: each token of step t gets its own cell's embedding added, and the
+AdaLN modulation takes the mean embedding of the cells (or, with ``cell_modulation``, each
+token its own cell's). The output head predicts the next step's features
 (the paper) or, on pixel features, a flow that warps the last frame (``head: flow``,
 :mod:`lam_core.models.flow`). Training uses teacher forcing (:meth:`forward`);
 rollouts are autoregressive with a key/value cache (:meth:`rollout`).
@@ -49,9 +52,12 @@ class AdaLNBlock(nn.Module):
         nn.init.zeros_(self.modulation[-1].bias)
 
     def forward(self, x, cond, positions, mask, cache=None, layer=0):
-        """``x``: ``(B, S, N, W)`` tokens of S steps; ``cond``: ``(B, S, W)``, one per step."""
+        """``x``: ``(B, S, N, W)`` tokens of S steps; ``cond``: ``(B, S, W)``, one per step, or
+        ``(B, S, N, W)``, one per token."""
         b, s, n, w = x.shape
-        mod = self.modulation(cond)[:, :, None]  # B, S, 1, 6W: frame-wise
+        mod = self.modulation(cond)
+        if mod.ndim == 3:
+            mod = mod[:, :, None]  # B, S, 1, 6W: frame-wise
         shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
         h = modulate(self.norm1(x), shift1, scale1).reshape(b, s * n, w)
         x = x + gate1 * self.attn(h, positions, mask, cache, layer).reshape(b, s, n, w)
@@ -118,9 +124,12 @@ class WorldModel(nn.Module):
         self.grid = merged_grid(cfg.grid, k)
         token_dim = cfg.feature_dim * k * k
         self.proj_in = nn.Linear(token_dim, wm.width)
-        cond_dim = {"latent": cfg.latent_dim, "action": cfg.action_dim, "deterministic": 0}[
-            cfg.kind
-        ]
+        per_cell = cfg.regularizer.latent_dim
+        cond_dim = {"latent": per_cell, "action": cfg.action_dim, "deterministic": 0}[cfg.kind]
+        self.cells = cfg.latent_cells if cfg.kind == "latent" else 1
+        if self.cells > 1 and cfg.latent_grid != self.grid:
+            raise ValueError(f"lam.latent_grid {cfg.latent_grid} must equal the world model's "
+                             f"token grid {self.grid} (grid {cfg.grid} / token_merge {k})")
         if cond_dim:
             self.cond_embed = nn.Sequential(
                 nn.Linear(cond_dim, wm.width), nn.SiLU(), nn.Linear(wm.width, wm.width)
@@ -148,14 +157,18 @@ class WorldModel(nn.Module):
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
 
-    def embed_conditions(self, cond: torch.Tensor | None, b: int, steps: int) -> torch.Tensor:
-        """``(B, S, C)`` or None → ``(B, S, W)``."""
+    def embed_conditions(self, cond: torch.Tensor | None, b: int, steps: int):
+        """``(B, S, C)`` or None → the step's embedding ``(B, S, W)`` and, with a latent grid,
+        each cell's ``(B, S, cells, W)`` (else None)."""
         if self.cond_embed is None:
-            return self.null_cond.expand(b, steps, -1)
+            return self.null_cond.expand(b, steps, -1), None
         if cond is None or cond.shape[:2] != (b, steps):
             got = None if cond is None else tuple(cond.shape)
             raise ValueError(f"expected conditions of shape ({b}, {steps}, C), got {got}")
-        return self.cond_embed(cond)
+        if self.cells == 1:
+            return self.cond_embed(cond), None
+        cells = self.cond_embed(cond.unflatten(-1, (self.cells, -1)))  # B, S, cells, W
+        return cells.mean(dim=2), cells
 
     def _run(self, features, cond, t0: int, cache: KVCache | None) -> torch.Tensor:
         """Head outputs ``(B, S, n, out)`` for each of the S given steps (positions from ``t0``).
@@ -168,20 +181,25 @@ class WorldModel(nn.Module):
             b = cond.shape[0]
         tokens = merge_tokens(features, cfg.grid, cfg.grid, k)  # B|1, S, n, k²D
         n = tokens.shape[2]
-        c = self.embed_conditions(cond, b, s)  # B, S, W
+        c, per_token = self.embed_conditions(cond, b, s)  # B, S, W; B, S, n, W | None
         x = self.proj_in(tokens)  # B|1, S, n, W
-        if cfg.condition_add:
+        if per_token is not None:
+            x = x + per_token
+        elif cfg.condition_add:
             x = x + c[:, :, None]
         x = x.expand(b, -1, -1, -1)  # B, S, n, W
         pos = shared_rotation(self.blocks, grid_positions(s, self.grid, self.grid, x.device, t0=t0))
         past = cache.steps if cache is not None else 0
         # one query step sees every cached step and itself: no mask needed (same result)
         mask = None if s == 1 else frame_causal_mask(s, n, x.device, past_steps=past)
+        if per_token is not None and cfg.cell_modulation:
+            c = per_token
         for i, blk in enumerate(self.blocks):
             x = blk(x, c, pos, mask, cache, i)
         if cache is not None:
             cache.steps += s
-        shift, scale = self.final_modulation(c)[:, :, None].chunk(2, dim=-1)
+        mod = self.final_modulation(c)
+        shift, scale = (mod if mod.ndim == 4 else mod[:, :, None]).chunk(2, dim=-1)
         return self.head(modulate(self.final_norm(x), shift, scale))  # B, S, n, out
 
     def _next_steps(self, out: torch.Tensor, features: torch.Tensor, composer=None):

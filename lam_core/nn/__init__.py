@@ -7,6 +7,7 @@ from lam_core.nn.attention import (
     RoPE3D,
     Rotation,
     frame_causal_mask,
+    neighbourhood_mask,
     grid_positions,
     shared_rotation,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "RoPE3D",
     "Rotation",
     "frame_causal_mask",
+    "neighbourhood_mask",
     "grid_positions",
     "merge_tokens",
     "merged_grid",

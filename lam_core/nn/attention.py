@@ -45,6 +45,19 @@ def frame_causal_mask(
     return q_step[:, None] >= k_step[None, :]
 
 
+def neighbourhood_mask(grid: int, radius: int, steps: int = 1, device=None) -> torch.Tensor:
+    """Boolean attention mask over ``steps`` grids of ``grid × grid`` tokens (step-major, rows
+    then columns): a token sees the tokens, of any step, at most ``radius`` rows and columns away.
+
+    Returns:
+        ``(steps · grid², steps · grid²)`` bool, True = may attend.
+    """
+    idx = torch.arange(grid * grid, device=device)
+    row, col = (idx // grid).repeat(steps), (idx % grid).repeat(steps)
+    return ((row[:, None] - row[None, :]).abs() <= radius) & (
+        (col[:, None] - col[None, :]).abs() <= radius)
+
+
 class Rotation(NamedTuple):
     """cos and sin of the RoPE angles of a token grid, each ``(L, head_dim)``: computed once per
     forward and shared by every layer of a stack (:func:`shared_rotation`) instead of per layer
