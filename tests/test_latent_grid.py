@@ -112,7 +112,7 @@ def test_grid_pipeline_saves_loads_and_samples(tmp_path):
 
 
 def test_a_latent_grid_must_match_the_world_models_tokens():
-    with pytest.raises(ConfigError, match="lam.latent_grid"):
+    with pytest.raises(ConfigError, match=r"lam\.latent_grid"):
         load_job_config(CONFIG, ["lam.latent_grid=2"])
     with pytest.raises(ValueError, match="latent_grid 3"):
         cfg = get_preset("tiny-pixel").lam
@@ -135,7 +135,7 @@ def test_warm_start_into_a_grid_reads_the_same_weights(tmp_path, capsys):
     for (name, a), b in zip(model.state_dict().items(), shipped.state_dict().values()):
         assert torch.equal(a, b), name
     assert "lam.latent_grid 1 → 4 (the same weights, read anew)" in capsys.readouterr().out
-    with pytest.raises(ConfigError, match="regularizer.latent_dim"):
+    with pytest.raises(ConfigError, match=r"regularizer\.latent_dim"):
         bad = load_job_config(CONFIG, [f"train.output_dir={tmp_path / 'c'}",
                                        "lam.regularizer.latent_dim=4", *common])
         train_lam.warm_start(LatentActionModel(bad.lam), str(first))

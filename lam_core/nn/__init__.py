@@ -7,8 +7,8 @@ from lam_core.nn.attention import (
     RoPE3D,
     Rotation,
     frame_causal_mask,
-    neighbourhood_mask,
     grid_positions,
+    neighbourhood_mask,
     shared_rotation,
 )
 from lam_core.nn.layers import (
@@ -30,10 +30,10 @@ __all__ = [
     "RoPE3D",
     "Rotation",
     "frame_causal_mask",
-    "neighbourhood_mask",
     "grid_positions",
     "merge_tokens",
     "merged_grid",
+    "neighbourhood_mask",
     "patchify",
     "shared_rotation",
     "split_tokens",
