@@ -1,4 +1,5 @@
-# lam-studio: `make studio` opens the studio, `make test` runs the tests (both set up .venv first).
+# lam-studio: `make studio` opens the studio, `make test` runs the tests, `make lint` checks the code
+# (each sets up .venv first).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,9 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# torch and torchvision must be a working pair for lpips (STACK.md); pip takes these from the
-	# local wheel cache where it has them.
-	$(BIN)/pip install -q "torch==2.14.1" "torchvision==0.29.1"
+	# torch and torchvision: a pair pinned in pyproject.toml (lpips imports torchvision; it must match)
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
@@ -25,6 +24,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/run.py

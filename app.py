@@ -1,5 +1,6 @@
 """lam-studio's web app: ``python app.py [--checkpoint DIR_OR_HUB_ID] [--host 127.0.0.1]
-[--port 7860] [--share]`` (DESIGN.md §8). The studio itself lives in :mod:`studio`."""
+[--port 7860] [--share]`` (docs/DESIGN.md#entry-points). The studio itself lives in
+:mod:`studio`."""
 
 import os
 

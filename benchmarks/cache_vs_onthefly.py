@@ -1,5 +1,5 @@
 """Training steps/s of ``train/lam.py`` reading a feature cache vs rendering and encoding every clip
-on the fly with the frozen encoder (DESIGN.md §4 "feature cache"), measured in one run.
+on the fly with the frozen encoder (the feature cache: docs/DESIGN.md#at-scale), in one run.
 
     python benchmarks/cache_vs_onthefly.py [--preset small|tiny] [--steps N] [--batch B]
 
@@ -8,7 +8,7 @@ is the median over the logged steps after two warm-up steps (checkpoint and eval
 excluded). The one-off cost of building the cache is reported too. Merges its numbers into
 ``benchmarks/results.json`` under ``cache_vs_onthefly``; ``benchmarks/run.py`` calls :func:`run`,
 which also times the pixel preset's encoder (exact patches: a reshape, so the studio's default
-needs no cache). The ``small`` preset compared here is the previous default's learned encoder.
+needs no cache). The ``small`` preset compared here has a learned encoder, which the cache skips.
 """
 
 from __future__ import annotations

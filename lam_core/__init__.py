@@ -19,7 +19,7 @@ from lam_core.pipeline import LatentActionPipeline
 from lam_core.presets import PRESETS, PipelineConfig, get_preset
 from lam_core.results import CycleResult, LeakageResult, TransferResult
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it (dynamic version)
 
 __all__ = [
     "PRESETS",

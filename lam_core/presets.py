@@ -1,7 +1,7 @@
-"""Size presets in one registry (like DiT's ``DiT_models``): ``tiny`` for tests, ``pixel`` for the
-embedded CPU default (exact pixel patches and a flow head), ``small`` for the previous embedded
-default (a learned tiny encoder, feature head), ``paper`` for the paper's scale (V-JEPA 2-L
-features, ViT-L world model).
+"""Size presets in one registry (like DiT's ``DiT_models``): ``tiny`` and ``tiny-pixel`` for tests,
+``pixel`` for the embedded CPU default (exact pixel patches and a flow head), ``small`` for a
+learned tiny encoder with the paper's feature head at CPU size, ``paper`` for the paper's scale
+(V-JEPA 2-L features, ViT-L world model). docs/DESIGN.md#presets compares them.
 """
 
 from __future__ import annotations
@@ -95,9 +95,10 @@ PRESETS: dict[str, PipelineConfig] = {
     # The pixel design in seconds (tests of the flow head).
     "tiny-pixel": _pixel(32, 8, TransformerConfig(48, 1, 2), TransformerConfig(48, 2, 2), merge=1,
                          ctrl_width=48, flow_grid=8),
-    # The previous embedded default: 64×64 frames, 8×8 tokens per step, world model and IDM over
-    # 4×4 merged tokens (the merged IDM makes a LAM step 2.3× cheaper,
-    # benchmarks/bench_training.py, at the same validation L1: docs/results-2026-11-26.md).
+    # A learned encoder with the paper's feature head at CPU size (train/recipes/embedded.sh):
+    # 64×64 frames, 8×8 tokens per step, world model and IDM over 4×4 merged tokens (the merged
+    # IDM makes a LAM step 2.3× cheaper, benchmarks/bench_training.py, at the same validation L1:
+    # docs/results-2026-11-26.md).
     "small": _make(
         EncoderConfig(image_size=64, patch_size=8, dim=96, depth=4, heads=4),
         latent_dim=128,
@@ -108,11 +109,11 @@ PRESETS: dict[str, PipelineConfig] = {
         ctrl_width=128,
         idm_token_merge=2,
     ),
-    # The embedded default since round 3: exact 8×8 RGB patches of 64×64 frames, one frame per
-    # step (so any upload is represented: decoding is exact), a world model whose head predicts a
-    # flow that warps the last frame (lam_core.models.flow), an IDM that sees each position's
-    # (s_t, s_t+1, difference), D_z = 16 noisy latents whose posterior starts nearly deterministic.
-    # The design that moved content in measured side experiments (issue 11); docs/RESULTS.md.
+    # The embedded default: exact 8×8 RGB patches of 64×64 frames, one frame per step (so any
+    # upload is represented: decoding is exact), a world model whose head predicts a flow that
+    # warps the last frame (lam_core.models.flow), an IDM that sees each position's (s_t, s_t+1,
+    # difference), D_z = 16 noisy latents whose posterior starts nearly deterministic. Why each
+    # choice: docs/DESIGN.md#why-the-embedded-design; what it measures: docs/RESULTS.md.
     "pixel": _pixel(64, 16, TransformerConfig(128, 3, 4), TransformerConfig(256, 4, 4), merge=2,
                     ctrl_width=128, flow_grid=16),
     # The paper (§4, App. A): V-JEPA 2-L at 256 px, ViT-L world model and decoder, D_z = 128.

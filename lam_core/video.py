@@ -1,4 +1,4 @@
-"""Reading and writing video files as :class:`~lam_core.clip.Clip` (DESIGN.md §4, "Video folders").
+"""Reading and writing video files as :class:`~lam_core.clip.Clip` (docs/DESIGN.md#video-files).
 
 Reading uses decord and falls back to PyAV for what decord refuses (AV1, animated GIF, for
 instance); files with a rotation tag (phone videos) are read with PyAV and turned upright, as
@@ -354,7 +354,9 @@ def resize_center_crop(frames: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(x.numpy())
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: float) -> Path:
+def write_video(
+    path: str | Path, frames: np.ndarray, fps: float, preset: str | None = None
+) -> Path:
     """Write frames as an h264/yuv420p mp4 that browsers play.
 
     Odd widths or heights are padded by one pixel, replicating the last row or column (yuv420p needs
@@ -364,6 +366,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float) -> Path:
         path: output file; its parent folders are created.
         frames: ``(T, H, W, 3)`` uint8 RGB frames.
         fps: frame rate.
+        preset: libx264's speed preset (``"ultrafast"`` … ``"veryslow"``); None: libx264's own
+            default (``medium``).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -383,6 +387,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float) -> Path:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(10_000))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
+        if preset is not None:
+            stream.options = {"preset": preset}
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())

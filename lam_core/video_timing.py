@@ -1,4 +1,4 @@
-"""When frames are sampled (DESIGN.md §4, "Video folders"): which source frames a clip read at a
+"""When frames are sampled (docs/DESIGN.md#video-files): which source frames a clip read at a
 target frame rate takes, for constant and variable frame rates, and the rate to sample a clip at
 when the asked one serves it badly (a short clip, a slow source). :mod:`lam_core.video` reads
 with these; they are re-exported there.

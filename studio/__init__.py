@@ -1,4 +1,5 @@
-"""lam-studio's web app (DESIGN.md §7): Gradio tabs over :class:`lam_core.LatentActionPipeline`.
+"""lam-studio's web app (docs/DESIGN.md#studio): Gradio tabs over
+:class:`lam_core.LatentActionPipeline`.
 
 The studio holds no model logic. ``studio.media`` turns uploads into clips and results into
 browser-playable videos, ``studio.models`` opens and caches pipelines, ``studio.plots`` draws

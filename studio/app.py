@@ -1,4 +1,5 @@
-"""The studio's Gradio Blocks (DESIGN.md §7) and its command line (DESIGN.md §8).
+"""The studio's Gradio Blocks (docs/DESIGN.md#studio) and its command line
+(docs/DESIGN.md#entry-points).
 
 ``python app.py [--checkpoint DIR_OR_HUB_ID] [--host 127.0.0.1] [--port 7860] [--share]``.
 Tabs: Transfer (with Cycle), Leakage, Latent space, Control, Training. Public API endpoints:
@@ -115,8 +116,8 @@ def launch(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line of ``python app.py`` (DESIGN.md §8)."""
-    parser = argparse.ArgumentParser(description="lam-studio: the web app (DESIGN.md §7)")
+    """The command line of ``python app.py`` (docs/DESIGN.md#entry-points)."""
+    parser = argparse.ArgumentParser(description="lam-studio: the web app (docs/DESIGN.md#studio)")
     parser.add_argument(
         "--checkpoint",
         help="pipeline folder or hub id (default: the shipped checkpoints in assets/checkpoints/)",

@@ -8,7 +8,7 @@ paper's figure. For a point the tab shows its frame pair: for an inferred latent
 it was inferred from, for a sampled one the first clip's first frame and the world model's
 prediction under that latent.
 
-UMAP compiles with numba on its first fit (15–37 s per process, STACK.md): the studio warms it
+UMAP compiles with numba on its first fit (15–37 s per process): the studio warms it
 once in a background thread at start-up (:func:`warm_umap_in_background`).
 """
 

@@ -21,7 +21,6 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -332,32 +331,8 @@ def save_video(frames: np.ndarray, fps: float, stem: str, preset: str = X264_PRE
     Args:
         preset: libx264's speed preset. ``ultrafast`` (the default here) encodes a transfer
             video ~4× faster than libx264's own default (``medium``, what
-            :func:`lam_core.video.write_video` uses) at the same quality (PSNR within 0.3 dB,
-            measured on transfer videos) in a file about twice as large
+            :func:`lam_core.video.write_video` uses unless told) at the same quality (PSNR within
+            0.3 dB, measured on transfer videos) in a file about twice as large
             (``benchmarks/bench_studio.py``; docs/PERFORMANCE.md).
     """
-    if preset == "medium":
-        return str(write_video(OUTPUTS.new_path(stem), frames, fps))
-    return str(write_mp4(OUTPUTS.new_path(stem), frames, fps, preset))
-
-
-def write_mp4(path: Path, frames: np.ndarray, fps: float, preset: str = X264_PRESET) -> Path:
-    """:func:`lam_core.video.write_video` with a libx264 speed preset (h264/yuv420p; odd sizes
-    padded by one pixel)."""
-    import av
-
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or not len(frames):
-        raise ValueError(f"expected (T, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
-    h, w = frames.shape[1:3]
-    if h % 2 or w % 2:
-        frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(10_000))
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": preset}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
+    return str(write_video(OUTPUTS.new_path(stem), frames, fps, preset=preset))

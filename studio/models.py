@@ -27,7 +27,7 @@ class CheckpointMissing(ValueError):
     """No checkpoint was chosen and none is shipped."""
 
 
-DEFAULT_NAME = "pixel-noisy"  # the flagship (DESIGN.md §5); absent → see default_checkpoint
+DEFAULT_NAME = "pixel-noisy"  # the flagship (docs/DESIGN.md#presets); absent → default_checkpoint
 
 
 def _read_json(path: Path) -> dict:

@@ -6,8 +6,8 @@ A run is a folder with ``metrics.jsonl`` (one JSON object per logged step: ``ste
 skipped). Shipped pipeline folders that carry the ``metrics.jsonl`` of their training are listed
 too (``shipped: pixel-noisy``), so a fresh clone shows curves without any local run.
 
-Commands follow DESIGN.md §8 and STACK.md's accelerate trap: ``--cpu --num_processes 2`` silently
-starts one process, so N CPU processes need ``ACCELERATE_USE_CPU=1 … --multi_gpu``.
+Commands follow docs/DESIGN.md#entry-points and avoid accelerate's trap: ``--cpu --num_processes 2``
+silently starts one process, so N CPU processes need ``ACCELERATE_USE_CPU=1 … --multi_gpu``.
 """
 
 from __future__ import annotations

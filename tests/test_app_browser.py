@@ -1,4 +1,5 @@
-"""The studio in a real browser: Playwright (Python) drives Debian's Chromium (STACK.md).
+"""The studio in a real browser: Playwright (Python) drives Debian's Chromium (``apt-get install
+chromium``; Playwright downloads no browser).
 
 Uploads two real clips on the Transfer tab, clicks Transfer (then Cycle) and waits for each
 output ``<video>`` to be playable (readyState 4); drives the Control tab with two arrow presses

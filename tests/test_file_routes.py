@@ -1,4 +1,4 @@
-"""Files stay private (issue 13, docs/RELIABILITY.md "Files stay private").
+"""Files stay private (docs/RELIABILITY.md "Files stay private").
 
 The studio is served in this process on a free loopback port. Gradio 6 serves files under
 ``/gradio_api/file=<path>`` (and the older ``/gradio_api/file/<path>``): only its upload folder and

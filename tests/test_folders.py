@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -21,14 +22,16 @@ def good_video(tmp_path_factory) -> Path:
     return write_video(tmp_path_factory.mktemp("src") / "good.mp4", smooth_video(40, 50, 66), 8.0)
 
 
-def test_corrupt_file_is_skipped_and_named(tmp_path, good_video):
+def test_corrupt_file_is_skipped_and_named(tmp_path, good_video, caplog):
     (tmp_path / "a").mkdir()
     shutil.copy(good_video, tmp_path / "a" / "one.mp4")
     shutil.copy(good_video, tmp_path / "two.MP4")
     (tmp_path / "corrupt.mp4").write_bytes(b"not a video at all\n" * 50)
     (tmp_path / "notes.txt").write_text("ignored: not a video extension")
-    with pytest.warns(UserWarning, match="corrupt.mp4"):
+    with caplog.at_level(logging.WARNING, logger="lam_core.data.folders"):
         data = VideoFolderDataset(tmp_path, split="all")
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "corrupt.mp4" in caplog.records[0].getMessage()
     assert len(data) == 2
     assert [p.name for p, _ in data.skipped] == ["corrupt.mp4"]
     assert "not a readable video" in data.skipped[0][1]
@@ -41,7 +44,7 @@ def test_corrupt_file_is_skipped_and_named(tmp_path, good_video):
 def test_only_corrupt_files_raise_a_clear_error(tmp_path):
     (tmp_path / "x.mp4").write_bytes(b"")
     (tmp_path / "y.webm").write_bytes(b"garbage" * 10)
-    with pytest.warns(UserWarning), pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError) as info:
         VideoFolderDataset(tmp_path, split="all")
     message = str(info.value)
     assert str(tmp_path) in message and "2 file(s) tried" in message and "empty file" in message

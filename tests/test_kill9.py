@@ -1,9 +1,9 @@
-"""A real ``kill -9`` of a two-process training (``accelerate launch``, STACK.md's CPU recipe):
-killed once while a checkpoint is being written and once after one was written, ``--resume
-latest`` continues from the last complete checkpoint and logs the losses of the uninterrupted run,
-step for step; half-written checkpoints are never picked and are removed on resume. Plus fast
-in-process checks of the same rules (which checkpoint ``latest`` is, what is removed, a metrics
-line cut short). docs/RELIABILITY.md gives the measured numbers.
+"""A real ``kill -9`` of a two-process training (``ACCELERATE_USE_CPU=1 accelerate launch
+--multi_gpu``): killed once while a checkpoint is being written and once after one was written,
+``--resume latest`` continues from the last complete checkpoint and logs the losses of the
+uninterrupted run, step for step; half-written checkpoints are never picked and are removed on
+resume. Plus fast in-process checks of the same rules (which checkpoint ``latest`` is, what is
+removed, a metrics line cut short). docs/RELIABILITY.md gives the measured numbers.
 
 The launcher and its two workers are killed together: torch's elastic agent starts each worker in
 its own session, so SIGKILL to the launcher's process group alone would leave both workers

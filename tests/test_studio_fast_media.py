@@ -46,7 +46,7 @@ def test_fast_mp4_plays_back_like_the_default_writer(tmp_path):
 
     clip = read_video(REPO_ROOT / "assets" / "clips" / "miniwild-0.mp4", size=64, max_frames=8)
     frames = media.fit(clip.frames, 256)  # what the studio writes: ×4 nearest neighbour
-    fast = read_video(media.write_mp4(tmp_path / "fast.mp4", frames, 4.0, "ultrafast")).frames
+    fast = read_video(write_video(tmp_path / "fast.mp4", frames, 4.0, preset="ultrafast")).frames
     slow = read_video(write_video(tmp_path / "slow.mp4", frames, 4.0)).frames
     assert fast.shape == slow.shape == frames.shape
     psnr = [10 * np.log10(255**2 / ((x.astype(float) - frames) ** 2).mean()) for x in (fast, slow)]

@@ -1,4 +1,4 @@
-"""A catalogue of uploads (issue 13, docs/RELIABILITY.md "Uploads: the catalogue"): each case is
+"""A catalogue of uploads (docs/RELIABILITY.md "Uploads: the catalogue"): each case is
 generated here with PyAV (ffmpeg bundled) into a temporary folder, read with
 :func:`lam_core.video.read_video` as the studio reads uploads, and sent through the studio's
 ``transfer`` handler.

@@ -178,7 +178,7 @@ def test_pyav_fallback_reads_av1(tmp_path):
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
-    clip = read_video(path, fps=4.0)  # decord cannot read AV1 (STACK.md)
+    clip = read_video(path, fps=4.0)  # decord cannot read AV1
     assert clip.meta["decoder"] == "av"
     np.testing.assert_array_equal(clip.frames, pyav_frames(path)[[0, 2, 4]])
     assert probe_video(path)["frames"] == 6  # mkv has no frame count: packets are counted

@@ -1,1 +1,2 @@
-"""Training scripts of lam-studio (DESIGN.md §5); run with ``accelerate launch train/<job>.py``."""
+"""Training scripts of lam-studio (docs/DESIGN.md#training); run with
+``accelerate launch train/<job>.py``."""

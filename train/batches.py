@@ -1,5 +1,5 @@
-"""Batches of map-style training data whose content depends only on ``(seed, micro-step,
-rank)``, so a resumed run sees exactly the batches of the uninterrupted one (DESIGN.md §5).
+"""Batches of map-style training data whose content depends only on ``(seed, micro-step, rank)``,
+so a resumed run sees exactly the batches of the uninterrupted one (docs/DESIGN.md#training).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Build the feature cache of a recipe's training split once, before several runs share it
-(DESIGN.md §4; paper §4: the encoder is frozen, so its features are computed once).
+(docs/DESIGN.md#at-scale; paper §4: the encoder is frozen, so its features are computed once).
 
 ``train/lam.py`` and ``train/controller.py`` build a missing ``data.cache_dir`` themselves; runs
 that start in parallel on one cache need it built first, with this command:

@@ -1,5 +1,5 @@
 """Training machinery shared by ``train/decoder.py``, ``train/lam.py`` and ``train/controller.py``
-(DESIGN.md §5).
+(docs/DESIGN.md#training).
 
 - Optimisers (paper §4, App. A; :mod:`train.optim`): ``torch.optim.Muon`` for the 2-D weights of
   hidden layers and ``torch.optim.AdamW`` for everything else, linear warm-up over

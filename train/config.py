@@ -1,5 +1,5 @@
-"""Run configuration of the training scripts (DESIGN.md §5): typed dataclasses, YAML recipes in
-``train/configs/`` and dotted ``key=value`` overrides on the command line.
+"""Run configuration of the training scripts (docs/DESIGN.md#training): typed dataclasses, YAML
+recipes in ``train/configs/`` and dotted ``key=value`` overrides on the command line.
 
 A recipe has the sections ``train`` (:class:`RunConfig`), ``data`` (:class:`DataConfig`), the
 model preset (``preset: tiny|small|paper``) with partial overrides of its components

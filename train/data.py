@@ -1,7 +1,7 @@
-"""Data of the training scripts (DESIGN.md §4–§5): MiniWild, the action-labeled worlds or a video
-folder, encoded on the fly by the frozen encoder or read from a feature cache (paper §4: the
-encoder stays frozen, so its features can be computed once); or, for scale, a stream of WebDataset
-shards and weighted mixtures of sources (``data.source: shards``, ``data.sources``; see
+"""Data of the training scripts (docs/DESIGN.md#data-sources): MiniWild, the action-labeled worlds
+or a video folder, encoded on the fly by the frozen encoder or read from a feature cache (paper §4:
+the encoder stays frozen, so its features can be computed once); or, for scale, a stream of
+WebDataset shards and weighted mixtures of sources (``data.source: shards``, ``data.sources``; see
 train/sources.py and docs/SCALE.md).
 """
 

@@ -1,6 +1,6 @@
 """Train the frame-causal pixel decoder (paper App. A "Decoder training"), or, with
-``encoder.kind: tiny`` and ``train.train_encoder: true``, the embedded default's encoder and decoder
-together as an autoencoder (DESIGN.md §3).
+``encoder.kind: tiny`` and ``train.train_encoder: true``, the learned tiny encoder (the ``small``
+preset's) and its decoder together as an autoencoder (docs/DESIGN.md#encoder).
 
 Loss: L1 + ``lpips_weight`` · LPIPS (Zhang et al., 2018), as the paper. LPIPS needs its
 torchvision backbone, which cannot be downloaded here: it is used only when the backbone file is

@@ -1,4 +1,4 @@
-"""Export a run's final model into the shipped assets (DESIGN.md §1 "assets"): weights cast to
+"""Export a run's final model into the shipped assets (docs/DESIGN.md#assets): weights cast to
 fp16, hub layout, components shared between pipelines by relative path (a pipeline's
 ``config.json`` may name ``"../autoencoder/encoder"``) so one encoder and decoder serve them all.
 

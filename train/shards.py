@@ -1,5 +1,5 @@
-"""Pack a folder of videos into WebDataset shards, and measure how fast shards stream (DESIGN.md
-§4 "a sharded format that streams"; format and reader in lam_core/data/shards.py, docs/SCALE.md).
+"""Pack a folder of videos into WebDataset shards, and measure how fast shards stream
+(docs/DESIGN.md#at-scale; format and reader in lam_core/data/shards.py, docs/SCALE.md).
 
     python train/shards.py pack --videos DIR --out SHARDS/ [--features ENCODER_DIR]
         [--clips-per-shard 1000] [--num-frames 8 --fps 4 --size 64] [--stride FRAMES]

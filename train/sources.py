@@ -1,4 +1,4 @@
-"""Streamed training data (DESIGN.md §4 "for scale"): ``data.source: shards`` and ``data.sources``,
+"""Streamed training data (docs/DESIGN.md#at-scale): ``data.source: shards`` and ``data.sources``,
 a list of weighted sources mixed per sample (the paper's Table S3 mixes in-the-wild video with a
 labeled domain by weight). One readable line per source in a recipe::
 

@@ -1,7 +1,7 @@
-"""Data for lam-studio (DESIGN.md §4): MiniWild (procedural in-the-wild video; its "pan" and
-"movers" scenes and mixtures of scenes in :mod:`lam_core.data.scenes`), the action-labeled
-reach and drive worlds, Push-T recordings (optional gym-pusht, imported on first use) and folders
-of real video files. Everything produces :class:`~lam_core.clip.Clip` objects; the datasets give
+"""Data for lam-studio (docs/DESIGN.md#data-sources): MiniWild (procedural in-the-wild video; its
+"pan" and "movers" scenes and mixtures of scenes in :mod:`lam_core.data.scenes`), the action-labeled
+reach and drive worlds, Push-T recordings (optional gym-pusht, imported on first use) and folders of
+real video files. Everything produces :class:`~lam_core.clip.Clip` objects; the datasets give
 ``(T, 3, H, W)`` float tensors in [0, 1]. For scale: WebDataset shards of clips
 (:mod:`lam_core.data.shards`) and resumable streams that mix sources by weight
 (:mod:`lam_core.data.streams`).

@@ -2,7 +2,7 @@
 
 The paper keeps the encoder frozen while the world model, the IDM and the decoder train (§4,
 App. A), so a clip's features never change: computing them once and reading them back for every
-epoch removes the encoder from the training step (DESIGN.md §4, "for scale").
+epoch removes the encoder from the training step (docs/DESIGN.md#at-scale).
 
 A cache folder::
 

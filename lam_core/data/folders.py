@@ -1,4 +1,4 @@
-"""A folder of real video files as a dataset of fixed-length clips (DESIGN.md §4, "Video folders").
+"""A folder of real video files as a dataset of fixed-length clips (docs/DESIGN.md#video-files).
 
 Clips are sampled at the paper's rate (16 frames at 4 fps, §4) with
 :func:`lam_core.video.read_video` (decord, PyAV fallback), resized and centre-cropped. The
@@ -9,7 +9,7 @@ not change when files are added elsewhere.
 from __future__ import annotations
 
 import hashlib
-import warnings
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,8 @@ import torch
 
 from lam_core.clip import frames_to_tensor
 from lam_core.video import VideoDecodeError, probe_video, read_video
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["VIDEO_EXTENSIONS", "VideoFolderDataset", "file_split"]
 
@@ -81,7 +83,7 @@ class VideoFolderDataset(torch.utils.data.Dataset):
                 info = probe_video(path)
             except VideoDecodeError as e:
                 self.skipped.append((path, str(e)))
-                warnings.warn(f"skipping unreadable video {path}: {e}", stacklevel=2)
+                logger.warning("skipping unreadable video %s: %s", path, e)
                 continue
             self.files.append(path)
             self.info.append(info)

@@ -1,4 +1,5 @@
-"""Layers: a MiniWild scene closer to real video (DESIGN.md §4), ``MiniWildConfig(scene="layers")``.
+"""Layers: a MiniWild scene closer to real video, ``MiniWildConfig(scene="layers")``
+(docs/DESIGN.md#miniwild).
 
 A camera over a real photograph pans at per-step random velocities (as ``"pan"``; still for the
 whole clip with ``still_camera_probability``), and 1-3 foreground layers move over it:

@@ -1,4 +1,5 @@
-"""MiniWild: seeded procedural stand-in for in-the-wild video (DESIGN.md §4, paper §4 data).
+"""MiniWild: seeded procedural stand-in for in-the-wild video (docs/DESIGN.md#miniwild; the
+paper's data, §4).
 
 The paper trains on YoutubeTemporal-1B: many embodiments, moving cameras, distractors. MiniWild
 makes small clips with those traits, rendered directly at the target size with vectorised numpy:

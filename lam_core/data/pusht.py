@@ -1,5 +1,5 @@
-"""Push-T episodes as clips with real actions (DESIGN.md §4: the external benchmark for the
-controller and planning).
+"""Push-T episodes as clips with real actions (docs/DESIGN.md#action-worlds: the external benchmark
+for the controller and planning).
 
 gym-pusht (``gym_pusht/PushT-v0``, pixels 96×96) is an optional dependency, imported only when a
 clip is recorded. The action is the agent's target position in ``Box(0, 512, (2,))``; clips store it

@@ -1,4 +1,5 @@
-"""Pan and movers: MiniWild scenes whose motion changes at random every step (DESIGN.md §4).
+"""Pan and movers: MiniWild scenes whose motion changes at random every step
+(docs/DESIGN.md#per-step-random-motion).
 
 A world model that can extrapolate motion from the past frames needs no latent action: with
 smooth velocities the latent collapsed in measured runs. In these scenes every transition

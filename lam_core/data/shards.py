@@ -1,5 +1,5 @@
-"""WebDataset shards of clips: the format, a writer and the reading of one shard (DESIGN.md §4,
-"a sharded format that streams"; for data that outgrows one machine).
+"""WebDataset shards of clips: the format, a writer and the reading of one shard
+(docs/DESIGN.md#at-scale; for data that outgrows one machine).
 
 A shard folder (written by :class:`ShardWriter`, e.g. through ``python train/shards.py pack``)::
 

@@ -1,5 +1,5 @@
 """Streams of clips mixed from several sources by weight, split over processes and DataLoader
-workers, resumable at any step (DESIGN.md §4 "for scale"; the paper's Table S3 mixes in-the-wild
+workers, resumable at any step (docs/DESIGN.md#at-scale; the paper's Table S3 mixes in-the-wild
 video with a labeled domain by weight).
 
 A *source* gives each reader (a process × DataLoader worker) an endless stream of items indexed
@@ -41,7 +41,7 @@ resume equal those of the uninterrupted run (same number of processes and worker
 
 from __future__ import annotations
 
-import warnings
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
@@ -59,6 +59,8 @@ from lam_core.data.shards import (
 )
 
 __all__ = ["MIX_BLOCK", "ClipStream", "MapSource", "ShardSource", "StreamSource", "buffer_order"]
+
+logger = logging.getLogger(__name__)
 
 MIX_BLOCK = 1024  # positions per seeded block of source draws
 MIX_STREAM = 0x6D697873  # the source draws' random stream
@@ -176,9 +178,9 @@ class ShardSource:
                              "(processes × data workers); use fewer workers or more clips")
         if not self._warned:
             self._warned = True
-            warnings.warn(f"{self.pattern}: {len(order)} shards for {readers} readers "
-                          "(processes × data workers): every reader reads every shard and keeps "
-                          "its share of the clips; pack more, smaller shards", stacklevel=2)
+            logger.warning("%s: %d shards for %d readers (processes × data workers): every "
+                           "reader reads every shard and keeps its share of the clips; pack "
+                           "more, smaller shards", self.pattern, len(order), readers)
         plan, base = [], 0
         for s in order:
             first = (reader - base) % readers  # the first of this shard's clips that is ours

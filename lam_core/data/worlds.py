@@ -1,4 +1,5 @@
-"""Action-labeled worlds for the controller and planning (DESIGN.md §4; paper §7 and App. A).
+"""Action-labeled worlds for the controller and planning (docs/DESIGN.md#action-worlds; paper §7,
+App. A).
 
 - ``reach``: a fixed camera over a textured table; an effector (a magenta cross) moves by actions
   ``(dx, dy)`` in [-1, 1] among 2-4 static objects. DROID's role: planning is scored by the

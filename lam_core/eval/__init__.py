@@ -1,5 +1,5 @@
-"""The paper's evaluations (DESIGN.md §6) as plain functions: each takes a pipeline (or several),
-data and a seed, and returns a small dataclass of numbers and per-step arrays.
+"""The paper's evaluations (docs/DESIGN.md#evaluation) as plain functions: each takes a pipeline (or
+several), data and a seed, and returns a small dataclass of numbers and per-step arrays.
 
 - :func:`lam_core.eval.capacity.capacity` (Fig. 4), :func:`lam_core.eval.leakage.leakage`
   (Table 1), :func:`lam_core.eval.cycle.cycle` (Table 2), :func:`lam_core.eval.sampling.sampling`

@@ -5,7 +5,7 @@ LPIPS needs its torchvision backbone (AlexNet by default). ``lpips.LPIPS`` downl
 missing, which fails offline, and ``pnet_rand=True`` gives a *random* backbone whose values mean
 nothing. So LPIPS is computed only when the backbone file is already in
 ``$TORCH_HOME/hub/checkpoints/`` (:func:`torch.hub.get_dir`); otherwise every LPIPS value is None
-and tables print :data:`LPIPS_UNAVAILABLE` (STACK.md, "LPIPS").
+and tables print :data:`LPIPS_UNAVAILABLE` (docs/DESIGN.md#platform-notes).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Does a latent action world model move objects? Measured in pixels against ground truth.
 
-The old mover numbers (:func:`lam_core.eval.motion.mover_motion_transfer`) read template-tracking
-jitter of a still, blurred disc as a direction. Here, on clips of anti-aliased shapes moving over
-backdrops the model never trained on (:func:`object_clips`), rows: ``truth`` (the real frames:
-the tracker's calibration, ratio ≈ 1, error ≈ 0), ``copy`` (frame 0 repeated: ratio 0, error =
-the whole distance), ``own`` (A's rollout), ``transfer`` (A's latents on B, whose object starts
-where A's does, of another shape, size, colour and background) and ``locality`` (B with a
+Per-step direction read by template tracking at sub-pixel motions is noise (a still, blurring
+object reads as moving); here every number is a distance in pixels. On clips of anti-aliased shapes
+moving over backdrops the model never trained on (:func:`object_clips`), rows: ``truth`` (the real
+frames: the tracker's calibration, ratio ≈ 1, error ≈ 0), ``copy`` (frame 0 repeated: ratio 0,
+error = the whole distance), ``own`` (A's rollout), ``transfer`` (A's latents on B, whose object
+starts where A's does, of another shape, size, colour and background) and ``locality`` (B with a
 ``near`` object starting there and a ``far`` one ≥ 24 px away, which should stay: ``far_speed``,
 px/step). Per clip, against A's true motion: ``path_ratio`` (tracked path length / true),
 ``net_ratio`` (tracked end displacement projected on the true one / |true|², NaN below 1 px),

@@ -1,4 +1,4 @@
-"""The paper's own numbers, copied from ``reference/paper.md`` (Garrido et al., 2026), printed
+"""The paper's own numbers, copied from its tables (Garrido et al., 2026, arXiv 2601.05230), printed
 beside ours by :mod:`lam_core.eval.report`.
 
 Keys are ``(regularizer, capacity)``; pairs of errors carry the ratio as printed in the paper

@@ -441,7 +441,8 @@ def time_plan(
     repeats: int = 1,
     batch_size: int | None = None,
 ) -> float:
-    """Seconds of one CEM plan on a reach episode (the studio's Plan button; STACK.md's cost)."""
+    """Seconds of one CEM plan on a reach episode (the studio's Plan button; N × I × H world-model
+    steps, 13,500 at the paper's settings)."""
     ep = make_episode("reach", split_seeds(1, "val")[0], cfg.horizon, pipeline.tubelet)
     start, goal = episode_features(pipeline, ep)
     model = planning_model(pipeline, start, goal, batch_size)

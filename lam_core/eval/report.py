@@ -1,5 +1,5 @@
-"""The evaluation report (DESIGN.md §6, §8): every applicable evaluation on every pipeline folder
-under a directory, printed as the paper's tables beside the paper's numbers.
+"""The evaluation report (docs/DESIGN.md#evaluation): every applicable evaluation on every pipeline
+folder under a directory, printed as the paper's tables beside the paper's numbers.
 
 ``python -m lam_core.eval.report --checkpoints DIR --out DIR [--clips DIR] [--episodes N]
 [--pairs N] [--only PATTERN ...] [--quick]``; ``--merge A/report.json B/report.json --out DIR``
@@ -20,7 +20,7 @@ folder's path under DIR is its name. What runs on a pipeline follows from what i
   of kind ``"action"`` is the V-JEPA 2-AC baseline).
 
 Writes ``report.json`` (all numbers and per-step arrays) and ``plots.html`` (Plotly, offline), and
-prints PASS/FAIL lines for the checks of the issue.
+prints PASS/FAIL lines for the checks of :func:`lam_core.eval.tables.checks`.
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ import dataclasses
 import fnmatch
 import functools
 import json
+import logging
 import math
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +62,8 @@ from lam_core.eval.sampling import sampling
 from lam_core.eval.tables import checks, format_checks, format_tables
 from lam_core.pipeline import PIPELINE_FORMAT, LatentActionPipeline
 from lam_core.planning import CEMConfig
+
+logger = logging.getLogger(__name__)
 
 WORLDS = ("reach", "drive", "pusht")
 
@@ -254,7 +258,7 @@ def run_report(
     settings: ReportSettings | None = None,
     device: str | None = None,
     progress: Progress | None = None,
-    log=print,
+    log: Callable[[str], None] | None = None,
     only: list[str] | None = None,
 ) -> dict:
     """Run every applicable evaluation on every pipeline under ``checkpoints``.
@@ -267,7 +271,8 @@ def run_report(
         settings: data sizes (default :class:`ReportSettings`).
         device: ``cpu``, ``cuda``, … (default: CUDA when available).
         progress: ``progress(fraction, message)`` over the whole report.
-        log: where one-line notes go (skips, errors).
+        log: where one-line notes go (skips, errors); default: this module's logger, as
+            warnings.
 
     Returns:
         ``{"settings", "lpips", "pipelines": {name: {"path", "kind", "label", "world",
@@ -275,6 +280,7 @@ def run_report(
         that could not be loaded or whose world is unavailable has "error" or "skipped".
     """
     s = settings or ReportSettings()
+    log = log or logger.warning
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     found = find_pipelines(checkpoints)
     if not found:

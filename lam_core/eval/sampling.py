@@ -91,7 +91,7 @@ def joint_umap(
     points: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1
 ) -> np.ndarray:
     """2-D UMAP of ``(n, d)`` points → ``(n, 2)`` (seeded, hence single-threaded and
-    reproducible; the first fit in a process pays 15–30 s of numba JIT, STACK.md)."""
+    reproducible; the first fit in a process pays 15–37 s of numba JIT)."""
     import umap
 
     reducer = umap.UMAP(

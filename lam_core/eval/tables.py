@@ -14,7 +14,7 @@ CTRL_VS_ZERO_DRIVE = "drive: controller+CEM beats zero action (ATE)"
 
 
 def checks(rep: dict) -> list[dict]:
-    """The issue's checks: leakage ratio > 1.5 and cycle ratio < 1.5 for every in-the-wild
+    """The report's checks: leakage ratio > 1.5 and cycle ratio < 1.5 for every in-the-wild
     regularized latent pipeline (the unconstrained ``none`` is shown as INFO); on reach,
     controller+CEM beats the zero-action baseline and is within 2× of the (best)
     action-conditioned baseline; on drive, controller+CEM's trajectory error (ATE) is below the

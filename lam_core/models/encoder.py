@@ -4,12 +4,12 @@ Three encoders share one interface:
 
 * :class:`PatchEncoder` — exact: the features of a step are the pixels of its patches. Nothing is
   learned, so any footage is represented (decoding is exact, :class:`~lam_core.models.decoder.
-  PatchDecoder`); the embedded default, where a learned encoder trained on procedural scenes
-  turned real uploads into coloured blocks. It departs from the paper, whose world model works on
-  V-JEPA 2 features: on two CPU cores there is no V-JEPA 2, and pixels let the world model move
-  content with a flow head (:mod:`lam_core.models.flow`).
+  PatchDecoder`); the ``pixel`` preset's (the embedded default): a learned encoder trained on
+  procedural scenes turns real uploads into coloured blocks. It departs from the paper, whose
+  world model works on V-JEPA 2 features: on two CPU cores there is no V-JEPA 2, and pixels
+  let the world model move content with a flow head (:mod:`lam_core.models.flow`).
 * :class:`TinyEncoder` — a small trainable ViT (tubelet patches, frame-causal attention with 3-D
-  RoPE), trained with the decoder as an autoencoder; the embedded default's encoder.
+  RoPE), trained with the decoder as an autoencoder; the ``small`` preset's encoder.
 * :class:`VJEPA2Encoder` — V-JEPA 2 through ``transformers`` (``VJEPA2Model``), frozen. Each tubelet
   is encoded on its own, so step t never sees later frames (the paper's frame-causal encoder).
 """

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The embedded default, end to end on a 2-core CPU (DESIGN.md §1, §5; paper §4, §7, App. A), then
-# the final models in fp16 into assets/checkpoints/ (hub layout, components shared by path).
+# The small preset's models (a learned encoder, the paper's feature head; docs/DESIGN.md#presets),
+# end to end on a 2-core CPU (docs/DESIGN.md#training; paper §4, §7, App. A), then the final
+# models in fp16 into assets/checkpoints/ (hub layout, components shared by path).
 #
 #   bash train/recipes/embedded.sh                      # runs in ./runs/embedded
 #   RUN=/work/runs/embedded bash train/recipes/embedded.sh > embedded.log 2>&1 &
@@ -20,8 +21,8 @@
 #      assets/checkpoints/ (controllers share ../sparse-high/lam, so ship sparse-high with them)
 #   6. example clips (assets/clips), the report over $RUN/export ($RUN/report/{wild,worlds}, two
 #      processes), the manifest
-# Measured here before the merged IDM (2 shared cores, fp32 — this CPU has no native bf16, where
-# bf16 is ~4× slower):
+# Measured with the IDM over unmerged tokens (lam.idm_token_merge: 1; 2 shared cores, fp32 — this
+# CPU has no native bf16, where bf16 is ~4× slower):
 # a small-preset LAM step does ~15 clips/s on 2 threads when the machine is idle, ~8–10 clips/s on
 # one thread, and two one-thread runs side by side ~10–16 clips/s together when other work shares
 # the cores (two threads then collapse to ~4 clips/s); the autoencoder is about as costly per clip.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The embedded default of the pixel design (round 3), end to end on a 2-core CPU, then the models
+# The embedded default (the pixel preset), end to end on a 2-core CPU, then the models
 # in fp16 into assets/checkpoints/ (hub layout, controllers share the flagship's LAM by path).
 #
 #   bash train/recipes/pixel.sh                                   # runs in ./runs/pixel

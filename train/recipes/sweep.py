@@ -1,4 +1,4 @@
-"""The design sweep of the pixel preset at equal wall time (issue: visible transfers).
+"""The design sweep of the pixel preset at equal wall time: which choices make transfers visible.
 
 Every variant of ``train/configs/pixel_lam.yaml`` gets the training time of ``--steps`` steps of
 the flagship's design ("flow"): its own step count is ``steps × cost(flow) / cost(variant)``,

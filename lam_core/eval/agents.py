@@ -1,0 +1,109 @@
+"""Does the world model move the agent when it is driven by real actions? (Beyond the paper.)
+
+The planning numbers of the paper's Tables S1–S2 only mean something if a rollout driven by real
+actions moves the agent as the real world does. Here the reach world's effector (a magenta cross)
+is tracked in the world model's rollout, step by step, against the real world driven by the same
+actions: by its colour (a weighted centroid of the pixels near ``EFFECTOR_COLOR``, which no other
+object of the reach world has). Rows: ``truth`` (the tracker on the real frames: its calibration),
+``copy`` (the first frame repeated: the cross stays; its error is how far the real one went),
+``model`` (the rollout of the pipeline: through its controller for a latent model, the actions as
+they are for an action-conditioned one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lam_core.eval.common import Progress, no_progress
+
+
+@dataclass
+class AgentTrackingResult:
+    """``rows``: row → ``{"final_px": median error after the last step, "final_mean_px",
+    "step_px": mean error over steps, "lost": share of frames where the cross was not found}``;
+    ``errors``: row → ``(episodes, steps)`` tracking errors in pixels (NaN: not found)."""
+
+    rows: dict[str, dict[str, float]]
+    errors: dict[str, np.ndarray]
+    steps: int
+    episodes: int
+
+
+def track_effector(frames: np.ndarray, tolerance: float = 60.0) -> np.ndarray:
+    """The reach effector's centre in each frame: ``(T, H, W, 3)`` uint8 → ``(T, 2)`` xy.
+
+    Pixels whose colour is within ``tolerance`` (Euclidean, 0–255) of the effector's magenta weigh
+    ``1 − distance / tolerance`` (a blurred or half-covered cross still counts); NaN where no pixel
+    qualifies. The reach world's objects have channels ≤ 200, at least 78 away from magenta.
+    """
+    from lam_core.data.worlds import EFFECTOR_COLOR
+
+    x = frames.astype(np.float32)
+    dist = np.linalg.norm(x - EFFECTOR_COLOR.astype(np.float32), axis=-1)  # T, H, W
+    w = np.clip(1.0 - dist / tolerance, 0.0, None)
+    h, width = frames.shape[1:3]
+    ys, xs = np.mgrid[0:h, 0:width].astype(np.float32)
+    total = w.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cx = (w * xs).sum(axis=(1, 2)) / total
+        cy = (w * ys).sum(axis=(1, 2)) / total
+    out = np.stack([cx, cy], axis=1)
+    out[total < 1.0] = np.nan
+    return out
+
+
+@torch.no_grad()
+def reach_tracking(pipeline, episodes: int = 64, steps: int = 8, seed: int = 0,
+                   progress: Progress | None = None) -> AgentTrackingResult:
+    """The reach effector in rollouts driven by random real actions, against the real world.
+
+    Args:
+        pipeline: an ``"action"`` model, or a latent model with a reach controller; it needs a
+            decoder.
+        episodes: held-out reach scenes (validation seeds).
+        steps: actions per episode.
+        seed: selects the scenes.
+        progress: ``progress(fraction, message)``.
+    """
+    from lam_core.data.miniwild import split_seeds
+    from lam_core.data.worlds import make_reach_clip
+
+    report = progress or no_progress
+    tubelet = pipeline.tubelet
+    errors: dict[str, list] = {"truth": [], "copy": [], "model": []}
+    for i, s in enumerate(split_seeds(episodes, "val", 500_000 + 1000 * seed)):
+        clip = make_reach_clip(s, num_steps=steps + 1, tubelet=tubelet, size=pipeline.image_size)
+        true = np.floor(clip.meta["effector"] + 0.5)  # drawn at the nearest pixel, (K, 2)
+        real = clip.frames[::tubelet]  # one frame per model step
+        context = pipeline.encode(clip)[:, :1]  # (1, 1, N, D): the first real step
+        actions = torch.as_tensor(clip.actions[None, :steps], dtype=torch.float32)
+        pred = pipeline.rollout_with_actions(context, actions)
+        frames = pipeline.to_clip(pipeline.decode(pred)).frames[::tubelet]  # (steps, H, W, 3)
+        for row, seen in (("truth", real[1:]), ("copy", np.repeat(real[:1], steps, axis=0)),
+                          ("model", frames)):
+            errors[row].append(np.linalg.norm(track_effector(seen) - true[1:], axis=1))
+        report((i + 1) / episodes, f"reach tracking: episode {i + 1}/{episodes}")
+    rows, arrays = {}, {}
+    for row, values in errors.items():
+        e = np.array(values)  # episodes, steps
+        final = e[:, -1]
+        rows[row] = {"final_px": float(np.nanmedian(final)),
+                     "final_mean_px": float(np.nanmean(final)),
+                     "step_px": float(np.nanmean(e)), "lost": float(np.isnan(e).mean())}
+        arrays[row] = e
+    return AgentTrackingResult(rows, arrays, steps, episodes)
+
+
+def format_tracking(result: AgentTrackingResult) -> str:
+    """A markdown table of :class:`AgentTrackingResult`."""
+    lines = [f"Reach effector tracked over {result.steps} steps, {result.episodes} episodes "
+             "(error against the real world, px at 64 px)", "",
+             "| row | final error, median | final, mean | mean over steps | not found |",
+             "| --- | --- | --- | --- | --- |"]
+    for row, m in result.rows.items():
+        lines.append(f"| {row} | {m['final_px']:.2f} | {m['final_mean_px']:.2f} | "
+                     f"{m['step_px']:.2f} | {m['lost']:.0%} |")
+    return "\n".join(lines)
