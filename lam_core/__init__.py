@@ -18,8 +18,7 @@ from lam_core.config import (
 from lam_core.pipeline import LatentActionPipeline
 from lam_core.presets import PRESETS, PipelineConfig, get_preset
 from lam_core.results import CycleResult, LeakageResult, TransferResult
-
-__version__ = "0.1.0"  # the one place: pyproject.toml reads it (dynamic version)
+from lam_core.version import __version__ as __version__  # pyproject.toml reads it there
 
 __all__ = [
     "PRESETS",

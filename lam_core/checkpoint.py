@@ -29,6 +29,8 @@ from lam_core.config import (
     config_from_dict,
     config_to_dict,
 )
+from lam_core.models import Controller, LatentActionModel, build_decoder, build_encoder
+from lam_core.version import __version__
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -53,8 +55,6 @@ def check_format_version(path: Path, meta: dict) -> None:
     version = meta.get("format_version")
     if version == FORMAT_VERSION:
         return
-    from lam_core import __version__
-
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: format_version {version} is newer than the format_version {FORMAT_VERSION} "
@@ -79,8 +79,6 @@ def check_keys(path: Path, meta: dict, known: tuple[str, ...]) -> None:
 
 def build_component(name: str, cfg) -> nn.Module:
     """Build an untrained component from its config."""
-    from lam_core.models import Controller, LatentActionModel, build_decoder, build_encoder
-
     builders = {
         "encoder": build_encoder,
         "lam": LatentActionModel,

@@ -114,9 +114,12 @@ class LAMConfig:
             2N tokens per clip: most of a training step's compute at k=1 on the small preset).
         predict_residual: predict ``s_t+1 - s_t`` (the output head starts at zero, so the untrained
             model is the copy-last-frame baseline).
-        head: ``"features"`` (predict the next step's features: the paper) or ``"flow"`` (pixel
+        head: the world model's head, a name of :data:`lam_core.models.heads.HEADS`:
+            ``"features"`` (predict the next step's features: the paper), ``"flow"`` (pixel
             features only, i.e. the ``patch`` encoder: predict a flow field that warps the last
-            frame, plus a fill where the warp has no source pixels; :mod:`lam_core.models.flow`).
+            frame, plus a fill where the warp has no source pixels; :mod:`lam_core.models.flow`)
+            or another registered head. Its values are checked by the head
+            (``LatentActionModel.check``).
         patch_size: pixels per token side (flow head; derived from the patch encoder).
         flow_grid: flow vectors per image side (flow head); each merged token predicts
             ``(flow_grid / merged grid)²`` of them, upsampled bilinearly to every pixel.

@@ -1,215 +1,239 @@
-"""The operations of :class:`~lam_core.pipeline.LatentActionPipeline` that replay latent actions
-and measure them (paper §6, Tables 1–2): ``transfer``, ``cycle``, ``leakage`` and the one-step
-errors behind the capacity evaluation. A mixin over the pipeline's building blocks (``encode``,
-``infer_latents``, ``rollout``, ``decode``), kept apart so each file reads top to bottom.
+"""Operations that replay latent actions and measure them (paper §6, Tables 1–2): functions of a
+:class:`~lam_core.pipeline.LatentActionPipeline` built on its building blocks (``encode``,
+``infer_latents``, ``rollout``, ``decode``). ``pipe.transfer``, ``pipe.cycle`` and
+``pipe.leakage`` call :func:`transfer`, :func:`cycle` and :func:`leakage`; the evaluations in
+:mod:`lam_core.eval` call these and :func:`one_step_errors` (docs/DESIGN.md#data-flow).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from lam_core.clip import Clip
+from lam_core.processing import VideoLike
 from lam_core.results import CycleResult, LeakageResult, TransferResult
 
+if TYPE_CHECKING:  # the pipeline calls these functions; they only name its type
+    from lam_core.pipeline import LatentActionPipeline
+
+__all__ = ["Progress", "cycle", "leakage", "one_step_errors", "transfer"]
+
 Progress = Callable[[float, str], None]
-VideoLike = Clip | np.ndarray | torch.Tensor
 
 
-class PipelineOperations:
-    """Transfer, cycle and leakage on top of the pipeline's building blocks."""
+def _no_progress(fraction: float, message: str) -> None:
+    """The default progress callback: does nothing."""
 
-    def _latents_of(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """IDM latents of two feature sequences, in one batch when their shapes allow (a latent
-        depends only on its own pair of steps, so this equals two calls to float rounding); a
-        sequence of one step has none (``(B, 0, D_z)``)."""
-        def latents(x: torch.Tensor) -> torch.Tensor:
-            if x.shape[1] > 1:
-                return self.infer_latents(x)
-            return x.new_zeros(x.shape[0], 0, self.lam.cfg.latent_dim)
 
-        if a.shape[0] != b.shape[0] or a.shape[1] != b.shape[1] or a.shape[1] < 2:
-            return latents(a), latents(b)
-        return self.infer_latents(torch.cat([a, b])).split(a.shape[0])
+@torch.inference_mode()
+def transfer(
+    pipe: LatentActionPipeline,
+    source: VideoLike,
+    target: VideoLike,
+    context: int = 1,
+    steps: int | None = None,
+    progress: Progress | None = None,
+) -> TransferResult:
+    """Replay the latent actions of ``source`` on ``target``.
 
-    def _rollouts(self, runs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
-        """Rollouts of several ``(context, cond)`` pairs of equal shapes as one batch (the same
-        predictions to float rounding: rows of a batch do not interact)."""
-        sizes = [len(ctx) for ctx, _ in runs]
-        out = self.rollout(torch.cat([ctx for ctx, _ in runs]), torch.cat([z for _, z in runs]))
-        return list(out.split(sizes))
+    The target's first ``context`` steps are kept (their transitions use the target's own
+    latents); the next ``steps`` transitions use the source's latents from the same time on.
 
-    @staticmethod
-    def _step_errors(pred: torch.Tensor, true: torch.Tensor) -> np.ndarray:
-        """Feature L1 per step: ``(B, S, N, D)`` × 2 → ``(S,)`` (mean over batch, tokens, width)."""
-        return (pred - true).abs().mean(dim=(0, 2, 3)).cpu().numpy()
+    Args:
+        pipe: the pipeline.
+        source, target: clips (any fps and size: sampled and cropped by ``pipe.processor``),
+            processed clips or tensors.
+        context: real target steps to start from (≥ 1).
+        steps: predicted steps (default: as many as the source allows).
+        progress: ``progress(fraction, message)``.
+    """
+    report = progress or _no_progress
+    report(0.0, "encoding")
+    x_src, x_tgt = pipe.to_tensor(source), pipe.to_tensor(target)  # processed once
+    s_src, s_tgt = pipe.encode(x_src), pipe.encode(x_tgt)
+    if context < 1 or context >= s_src.shape[1]:
+        raise ValueError(f"context must be between 1 and {s_src.shape[1] - 1} steps, got {context}")
+    horizon = s_src.shape[1] - context
+    horizon = min(horizon if steps is None else steps, horizon)
+    if horizon < 1:
+        raise ValueError("steps must be ≥ 1")
+    report(0.3, "inferring latent actions")
+    c = context
+    total = c - 1 + horizon
+    z_src, z_tgt = _latents_of(pipe, s_src[:, : total + 1], s_tgt[:, : total + 1])
+    cond = torch.cat([z_tgt[:, : c - 1], z_src[:, c - 1 : total]], dim=1)
+    report(0.5, "rolling out")
+    # the target driven by the source, the source and the target by their own: one batch
+    runs = [(s_tgt[:, :c], cond), (s_src[:, :c], z_src[:, :total])]
+    if z_tgt.shape[1] >= total:
+        runs.append((s_tgt[:, :c], z_tgt[:, :total]))
+    pred, own_src, *own = _rollouts(pipe, runs)
+    own_tgt = own[0] if own else None
+    tgt_steps = min(s_tgt.shape[1], c + horizon)
+    src_err = float(_step_errors(own_src, s_src[:, c : c + horizon]).mean())
+    tgt_err = (
+        float("nan")
+        if own_tgt is None
+        else float(_step_errors(own_tgt[:, : tgt_steps - c], s_tgt[:, c:tgt_steps]).mean())
+    )
+    shift = float("nan") if own_tgt is None else float(_step_errors(pred, own_tgt).mean())
+    report(0.8, "decoding")
+    frames = (c + horizon) * pipe.tubelet
+    result = TransferResult(
+        source=pipe.to_clip(x_src[:, :frames]),
+        target=pipe.to_clip(x_tgt[:, :frames]),
+        transferred=_decode_clip(pipe, torch.cat([s_tgt[:, :c], pred], dim=1)),
+        target_own=None
+        if own_tgt is None
+        else _decode_clip(pipe, torch.cat([s_tgt[:, :c], own_tgt], dim=1)),
+        latents=z_src[0, c - 1 : total].cpu().numpy(),
+        source_error=src_err,
+        target_error=tgt_err,
+        transfer_shift=shift,
+        context=c,
+    )
+    report(1.0, "done")
+    return result
 
-    def _decode_clip(self, features: torch.Tensor) -> Clip | None:
-        return None if self.decoder is None else self.to_clip(self.decode(features))
 
-    @torch.inference_mode()
-    def transfer(
-        self,
-        source: VideoLike,
-        target: VideoLike,
-        context: int = 1,
-        steps: int | None = None,
-        progress: Progress | None = None,
-    ) -> TransferResult:
-        """Replay the latent actions of ``source`` on ``target``.
+@torch.inference_mode()
+def cycle(
+    pipe: LatentActionPipeline,
+    source: VideoLike,
+    target: VideoLike,
+    context: int = 1,
+    progress: Progress | None = None,
+    decode: bool = True,
+) -> CycleResult:
+    """Infer on A, roll out on B, re-infer on B's prediction, roll out on A (paper Table 2).
 
-        The target's first ``context`` steps are kept (their transitions use the target's own
-        latents); the next ``steps`` transitions use the source's latents from the same time on.
+    Args:
+        pipe: the pipeline.
+        source, target: A and B.
+        context: real steps each rollout starts from.
+        progress: ``progress(fraction, message)``.
+        decode: decode the three videos (False: only the errors; the clips are None).
+    """
+    report = progress or _no_progress
+    report(0.0, "encoding")
+    s_a, s_b = pipe.features(source), pipe.features(target)
+    c = context
+    horizon = min(s_a.shape[1], s_b.shape[1]) - c
+    if c < 1 or horizon < 1:
+        raise ValueError(f"need more than {c} steps in both clips for a cycle with context {c}")
+    total = c - 1 + horizon
+    # B's own latents serve only its c - 1 context transitions (none when c = 1)
+    z_a, z_b = _latents_of(pipe, s_a[:, : total + 1], s_b[:, :c])
+    report(0.3, "A → B")
+    b_pred, direct = _rollouts(pipe, [
+        (s_b[:, :c], torch.cat([z_b[:, : c - 1], z_a[:, c - 1 : total]], 1)),
+        (s_a[:, :c], z_a[:, :total]),
+    ])  # fmt: skip
+    b_seq = torch.cat([s_b[:, :c], b_pred], dim=1)
+    report(0.6, "B → A")
+    z_cycled = pipe.infer_latents(b_seq)
+    cycled = pipe.rollout(s_a[:, :c], torch.cat([z_a[:, : c - 1], z_cycled[:, c - 1 :]], 1))
+    truth = s_a[:, c : c + horizon]
+    e_direct, e_cycled = _step_errors(direct, truth), _step_errors(cycled, truth)
+    report(0.9, "decoding")
+    ctx = s_a[:, :c]
+    clip = (lambda f: _decode_clip(pipe, f)) if decode else (lambda f: None)
+    result = CycleResult(
+        direct=clip(torch.cat([ctx, direct], 1)),
+        transferred=clip(b_seq),
+        cycled=clip(torch.cat([ctx, cycled], 1)),
+        direct_error=float(e_direct.mean()),
+        cycled_error=float(e_cycled.mean()),
+        ratio=float(e_cycled.mean() / max(e_direct.mean(), 1e-12)),
+        direct_errors=e_direct,
+        cycled_errors=e_cycled,
+    )
+    report(1.0, "done")
+    return result
 
-        Args:
-            source, target: clips (any fps and size: resampled and cropped) or tensors.
-            context: real target steps to start from (≥ 1).
-            steps: predicted steps (default: as many as the source allows).
-            progress: ``progress(fraction, message)``.
-        """
-        report = progress or (lambda f, m: None)
-        report(0.0, "encoding")
-        x_src, x_tgt = self.to_tensor(source), self.to_tensor(target)  # decoded once
-        s_src, s_tgt = self.encode(x_src), self.encode(x_tgt)
-        if context < 1 or context >= s_src.shape[1]:
-            raise ValueError(
-                f"context must be between 1 and {s_src.shape[1] - 1} steps, got {context}"
-            )
-        horizon = s_src.shape[1] - context
-        horizon = min(horizon if steps is None else steps, horizon)
-        if horizon < 1:
-            raise ValueError("steps must be ≥ 1")
-        report(0.3, "inferring latent actions")
-        c = context
-        total = c - 1 + horizon
-        z_src, z_tgt = self._latents_of(s_src[:, : total + 1], s_tgt[:, : total + 1])
-        cond = torch.cat([z_tgt[:, : c - 1], z_src[:, c - 1 : total]], dim=1)
-        report(0.5, "rolling out")
-        # the target driven by the source, the source and the target by their own: one batch
-        runs = [(s_tgt[:, :c], cond), (s_src[:, :c], z_src[:, :total])]
-        if z_tgt.shape[1] >= total:
-            runs.append((s_tgt[:, :c], z_tgt[:, :total]))
-        pred, own_src, *own = self._rollouts(runs)
-        own_tgt = own[0] if own else None
-        tgt_steps = min(s_tgt.shape[1], c + horizon)
-        src_err = float(self._step_errors(own_src, s_src[:, c : c + horizon]).mean())
-        tgt_err = (
-            float("nan")
-            if own_tgt is None
-            else float(self._step_errors(own_tgt[:, : tgt_steps - c], s_tgt[:, c:tgt_steps]).mean())
-        )
-        shift = float("nan") if own_tgt is None else float(self._step_errors(pred, own_tgt).mean())
-        report(0.8, "decoding")
-        frames = (c + horizon) * self.tubelet
-        result = TransferResult(
-            source=self.to_clip(x_src[:, :frames]),
-            target=self.to_clip(x_tgt[:, :frames]),
-            transferred=self._decode_clip(torch.cat([s_tgt[:, :c], pred], dim=1)),
-            target_own=None
-            if own_tgt is None
-            else self._decode_clip(torch.cat([s_tgt[:, :c], own_tgt], dim=1)),
-            latents=z_src[0, c - 1 : total].cpu().numpy(),
-            source_error=src_err,
-            target_error=tgt_err,
-            transfer_shift=shift,
-            context=c,
-        )
-        report(1.0, "done")
-        return result
 
-    @torch.inference_mode()
-    def cycle(
-        self,
-        source: VideoLike,
-        target: VideoLike,
-        context: int = 1,
-        progress: Progress | None = None,
-        decode: bool = True,
-    ) -> CycleResult:
-        """Infer on A, roll out on B, re-infer on B's prediction, roll out on A (paper Table 2).
+@torch.no_grad()
+def one_step_errors(
+    pipe: LatentActionPipeline,
+    features: torch.Tensor,
+    actions: torch.Tensor | None = None,
+    latents: torch.Tensor | None = None,
+) -> np.ndarray:
+    """Teacher-forced one-step feature L1 per transition ``(T'-1,)`` with IDM latents (or
+    actions / nothing by the model's kind); ``latents`` ``(B, T'-1, D_z)`` replace the IDM's
+    (e.g. shuffled across clips, to measure how much the model uses them)."""
+    with pipe.autocast():
+        if latents is None:
+            pred = pipe.lam(features, actions).predictions
+        else:
+            if not pipe.lam.uses_latents:
+                raise ValueError(f"a {pipe.lam.cfg.kind} model takes no latents")
+            pred = pipe.lam.world_model(features[:, :-1], latents.to(features.dtype))
+    return _step_errors(pred.float(), features[:, 1:])
 
-        Args:
-            source, target: A and B.
-            context: real steps each rollout starts from.
-            progress: ``progress(fraction, message)``.
-            decode: decode the three videos (False: only the errors; the clips are None).
-        """
-        report = progress or (lambda f, m: None)
-        report(0.0, "encoding")
-        s_a, s_b = self._features(source), self._features(target)
-        c = context
-        horizon = min(s_a.shape[1], s_b.shape[1]) - c
-        if c < 1 or horizon < 1:
-            raise ValueError(f"need more than {c} steps in both clips for a cycle with context {c}")
-        total = c - 1 + horizon
-        # B's own latents serve only its c - 1 context transitions (none when c = 1)
-        z_a, z_b = self._latents_of(s_a[:, : total + 1], s_b[:, :c])
-        report(0.3, "A → B")
-        b_pred, direct = self._rollouts([
-            (s_b[:, :c], torch.cat([z_b[:, : c - 1], z_a[:, c - 1 : total]], 1)),
-            (s_a[:, :c], z_a[:, :total]),
-        ])  # fmt: skip
-        b_seq = torch.cat([s_b[:, :c], b_pred], dim=1)
-        report(0.6, "B → A")
-        z_cycled = self.infer_latents(b_seq)
-        cycled = self.rollout(s_a[:, :c], torch.cat([z_a[:, : c - 1], z_cycled[:, c - 1 :]], 1))
-        truth = s_a[:, c : c + horizon]
-        e_direct, e_cycled = self._step_errors(direct, truth), self._step_errors(cycled, truth)
-        report(0.9, "decoding")
-        ctx = s_a[:, :c]
-        clip = self._decode_clip if decode else (lambda f: None)
-        result = CycleResult(
-            direct=clip(torch.cat([ctx, direct], 1)),
-            transferred=clip(b_seq),
-            cycled=clip(torch.cat([ctx, cycled], 1)),
-            direct_error=float(e_direct.mean()),
-            cycled_error=float(e_cycled.mean()),
-            ratio=float(e_cycled.mean() / max(e_direct.mean(), 1e-12)),
-            direct_errors=e_direct,
-            cycled_errors=e_cycled,
-        )
-        report(1.0, "done")
-        return result
 
-    @torch.no_grad()
-    def one_step_errors(
-        self,
-        features: torch.Tensor,
-        actions: torch.Tensor | None = None,
-        latents: torch.Tensor | None = None,
-    ) -> np.ndarray:
-        """Teacher-forced one-step feature L1 per transition ``(T'-1,)`` with IDM latents (or
-        actions / nothing by the model's kind); ``latents`` ``(B, T'-1, D_z)`` replace the IDM's
-        (e.g. shuffled across clips, to measure how much the model uses them)."""
-        with self._autocast():
-            if latents is None:
-                pred = self.lam(features, actions).predictions
-            else:
-                if not self.lam.uses_latents:
-                    raise ValueError(f"a {self.lam.cfg.kind} model takes no latents")
-                pred = self.lam.world_model(features[:, :-1], latents.to(features.dtype))
-        return self._step_errors(pred.float(), features[:, 1:])
+@torch.no_grad()
+def leakage(
+    pipe: LatentActionPipeline, a: VideoLike, b: VideoLike, cut: int | None = None
+) -> LeakageResult:
+    """Replace A's frames from step ``cut`` on by B's (a scene cut) and compare the one-step
+    error at the cut with the error at the same position without it (paper Table 1).
 
-    @torch.no_grad()
-    def leakage(self, a: VideoLike, b: VideoLike, cut: int | None = None) -> LeakageResult:
-        """Replace A's frames from step ``cut`` on by B's (a scene cut) and compare the one-step
-        error at the cut with the error at the same position without it (paper Table 1).
+    Args:
+        pipe: the pipeline.
+        a, b: two clips (at least as long as each other after sampling).
+        cut: first step taken from B (default: the middle step).
+    """
+    xa, xb = pipe.to_tensor(a), pipe.to_tensor(b)
+    t = min(xa.shape[1], xb.shape[1])
+    steps = t // pipe.tubelet
+    cut = steps // 2 if cut is None else cut
+    if not 1 <= cut < steps:
+        raise ValueError(f"cut must be between 1 and {steps - 1}, got {cut}")
+    f = cut * pipe.tubelet
+    stitched = torch.cat([xa[:, :f], xb[:, f:t]], dim=1)
+    errors = one_step_errors(pipe, pipe.features(xa[:, :t]))
+    errors_cut = one_step_errors(pipe, pipe.features(stitched))
+    ratio = float(errors_cut[cut - 1] / max(errors[cut - 1], 1e-12))
+    return LeakageResult(errors, errors_cut, cut, ratio, pipe.to_clip(stitched))
 
-        Args:
-            a, b: two clips (at least as long as each other after resampling).
-            cut: first step taken from B (default: the middle step).
-        """
-        xa, xb = self.to_tensor(a), self.to_tensor(b)
-        t = min(xa.shape[1], xb.shape[1])
-        steps = t // self.tubelet
-        cut = steps // 2 if cut is None else cut
-        if not 1 <= cut < steps:
-            raise ValueError(f"cut must be between 1 and {steps - 1}, got {cut}")
-        f = cut * self.tubelet
-        stitched = torch.cat([xa[:, :f], xb[:, f:t]], dim=1)
-        errors = self.one_step_errors(self._features(xa[:, :t]))
-        errors_cut = self.one_step_errors(self._features(stitched))
-        ratio = float(errors_cut[cut - 1] / max(errors[cut - 1], 1e-12))
-        return LeakageResult(errors, errors_cut, cut, ratio, self.to_clip(stitched))
+
+# ---------------------------------------------------------------------------------- helpers
+def _latents_of(
+    pipe: LatentActionPipeline, a: torch.Tensor, b: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """IDM latents of two feature sequences, in one batch when their shapes allow (a latent
+    depends only on its own pair of steps, so this equals two calls to float rounding); a
+    sequence of one step has none (``(B, 0, D_z)``)."""
+
+    def latents(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] > 1:
+            return pipe.infer_latents(x)
+        return x.new_zeros(x.shape[0], 0, pipe.lam.cfg.latent_dim)
+
+    if a.shape[0] != b.shape[0] or a.shape[1] != b.shape[1] or a.shape[1] < 2:
+        return latents(a), latents(b)
+    return pipe.infer_latents(torch.cat([a, b])).split(a.shape[0])
+
+
+def _rollouts(
+    pipe: LatentActionPipeline, runs: list[tuple[torch.Tensor, torch.Tensor]]
+) -> list[torch.Tensor]:
+    """Rollouts of several ``(context, cond)`` pairs of equal shapes as one batch (the same
+    predictions to float rounding: rows of a batch do not interact)."""
+    sizes = [len(ctx) for ctx, _ in runs]
+    out = pipe.rollout(torch.cat([ctx for ctx, _ in runs]), torch.cat([z for _, z in runs]))
+    return list(out.split(sizes))
+
+
+def _step_errors(pred: torch.Tensor, true: torch.Tensor) -> np.ndarray:
+    """Feature L1 per step: ``(B, S, N, D)`` × 2 → ``(S,)`` (mean over batch, tokens, width)."""
+    return (pred - true).abs().mean(dim=(0, 2, 3)).cpu().numpy()
+
+
+def _decode_clip(pipe: LatentActionPipeline, features: torch.Tensor) -> Clip | None:
+    return None if pipe.decoder is None else pipe.to_clip(pipe.decode(features))

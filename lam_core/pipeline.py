@@ -2,9 +2,13 @@
 docs/DESIGN.md#entry-points).
 
 It holds the frozen encoder, the latent action model (IDM + regularizer + world model), the
-decoder and, optionally, a controller, and offers the operations every consumer needs: ``encode``,
-``infer_latents``, ``rollout``, ``decode``, ``transfer``, ``cycle``, ``leakage``,
-``sample_latents``. It runs under ``torch.no_grad`` and takes an optional progress callback.
+decoder and, optionally, a controller; the :class:`~lam_core.processing.ClipProcessor` that turns
+video into the encoder's input (``pipe.processor``); the hub I/O (``from_pretrained``,
+``save_pretrained``); and the building blocks every consumer needs: ``encode``,
+``infer_latents``, ``rollout``, ``decode``, ``latents_from_actions``, ``rollout_with_actions``,
+``sample_latents``, all under ``torch.no_grad``. The operations built on them (transfer, cycle,
+leakage) are functions in :mod:`lam_core.operations`; ``pipe.transfer``, ``pipe.cycle`` and
+``pipe.leakage`` call them.
 
 A pipeline folder (hub layout)::
 
@@ -24,22 +28,24 @@ import contextlib
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 from huggingface_hub import ModelHubMixin, snapshot_download
 from torch import nn
 
+from lam_core import operations
 from lam_core.checkpoint import (
     CONFIG_NAME,
     CheckpointError,
+    build_component,
     check_format_version,
     check_keys,
     hub_offline,
     load_component,
     save_component,
 )
-from lam_core.clip import Clip, frames_to_tensor
-from lam_core.operations import PipelineOperations, VideoLike
+from lam_core.clip import Clip
+from lam_core.processing import ClipProcessor, VideoLike
+from lam_core.results import CycleResult, LeakageResult, TransferResult
 
 PIPELINE_FORMAT = "lam-studio-pipeline"
 PIPELINE_KEYS = ("format", "format_version", "components", "world")
@@ -112,8 +118,73 @@ def cpu_bf16(enabled: bool | None = None):
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=on)
 
 
-class LatentActionPipeline(PipelineOperations, ModelHubMixin, nn.Module):
-    """Encoder + latent action model + decoder (+ controller).
+def _local_folder(name_or_path: str | Path, **hub) -> Path:
+    """The folder of ``name_or_path``: a local one (:func:`resolve_path`), else a hub snapshot
+    downloaded with ``hub`` (``revision``, ``token``, ``local_files_only``, ``cache_dir``)."""
+    folder = resolve_path(name_or_path)
+    if folder is not None:
+        return folder
+    if Path(name_or_path).is_file():
+        raise CheckpointError(
+            f"{name_or_path}: is a file; from_pretrained takes the pipeline folder that holds "
+            f"{CONFIG_NAME} and the component folders"
+        )
+    if not _looks_like_hub_id(str(name_or_path)):
+        raise CheckpointError(
+            f"{name_or_path}: no such checkpoint folder (looked in the working directory "
+            f"and in {REPO_ROOT}), and it is not a hub id of the form 'owner/name'"
+        )
+    try:
+        return Path(snapshot_download(str(name_or_path), **hub))
+    except Exception as e:  # network, auth, missing repo: say which
+        raise _hub_error(str(name_or_path), e, hub.get("local_files_only", False)) from e
+
+
+def _component_folders(folder: Path) -> dict[str, Path | None]:
+    """The component folders a pipeline folder's ``config.json`` names, checked."""
+    path = folder / CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing (not a lam-studio pipeline folder)")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(meta, dict) or meta.get("format") != PIPELINE_FORMAT:
+        raise CheckpointError(
+            f"{path}: 'format' is not {PIPELINE_FORMAT!r}; is this a "
+            "component folder? Use LatentActionPipeline.from_components"
+        )
+    check_format_version(path, meta)
+    check_keys(path, meta, PIPELINE_KEYS)
+    comps = meta.get("components", {})
+    if not isinstance(comps, dict):
+        raise CheckpointError(f"{path}: 'components' must be a mapping, got {comps!r}")
+    for required in ("encoder", "lam"):
+        if not comps.get(required):
+            raise CheckpointError(f"{path}: components.{required} is missing")
+    unknown = set(comps) - set(COMPONENT_NAMES)
+    if unknown:
+        raise CheckpointError(
+            f"{path}: unknown components {sorted(unknown)}; valid: {', '.join(COMPONENT_NAMES)}"
+        )
+    for name, entry in comps.items():
+        if entry is None:
+            continue
+        if not isinstance(entry, str):
+            raise CheckpointError(
+                f"{path}: components.{name} must be a folder name or null, got {entry!r}"
+            )
+        if not (folder / entry).is_dir():
+            state = "is a file" if (folder / entry).exists() else "does not exist"
+            raise CheckpointError(
+                f"{path}: components.{name} names the folder {entry!r}, but "
+                f"{folder / entry} {state}"
+            )
+    return {k: (folder / v) if v else None for k, v in comps.items()}
+
+
+class LatentActionPipeline(ModelHubMixin, nn.Module):
+    """Encoder + latent action model + decoder (+ controller), and the processor of its input.
 
     Args:
         encoder: clip ``(B, T, 3, H, W)`` in [0, 1] → features ``(B, T', N, D)``.
@@ -131,16 +202,14 @@ class LatentActionPipeline(PipelineOperations, ModelHubMixin, nn.Module):
     ):
         super().__init__()
         self.encoder, self.lam, self.decoder, self.controller = encoder, lam, decoder, controller
+        self.processor = ClipProcessor.from_config(encoder.cfg)
         self.eval()
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
     def from_config(cls, cfg) -> LatentActionPipeline:
         """Untrained components built from a :class:`~lam_core.presets.PipelineConfig`."""
-        from lam_core.checkpoint import build_component
-
-        names = ("encoder", "lam", "decoder", "controller")
-        return cls(**{n: build_component(n, getattr(cfg, n)) for n in names})
+        return cls(**{n: build_component(n, getattr(cfg, n)) for n in COMPONENT_NAMES})
 
     @classmethod
     def from_components(cls, **components: str | Path | None) -> LatentActionPipeline:
@@ -167,78 +236,16 @@ class LatentActionPipeline(PipelineOperations, ModelHubMixin, nn.Module):
         Raises:
             CheckpointError: naming the file and what is wrong with it.
         """
-        folder = resolve_path(name_or_path)
-        if folder is None and Path(name_or_path).is_file():
-            raise CheckpointError(
-                f"{name_or_path}: is a file; from_pretrained takes the pipeline folder that holds "
-                f"{CONFIG_NAME} and the component folders"
-            )
-        if folder is None:
-            if not _looks_like_hub_id(str(name_or_path)):
-                raise CheckpointError(
-                    f"{name_or_path}: no such checkpoint folder (looked in the working directory "
-                    f"and in {REPO_ROOT}), and it is not a hub id of the form 'owner/name'"
-                )
-            try:
-                folder = Path(
-                    snapshot_download(
-                        str(name_or_path),
-                        revision=revision,
-                        token=token,
-                        local_files_only=local_files_only,
-                        cache_dir=cache_dir,
-                    )
-                )
-            except Exception as e:  # network, auth, missing repo: say which
-                raise _hub_error(str(name_or_path), e, local_files_only) from e
-        return cls._from_folder(folder)
-
-    @classmethod
-    def _from_folder(cls, folder: Path) -> LatentActionPipeline:
-        path = folder / CONFIG_NAME
-        if not path.is_file():
-            raise CheckpointError(f"{path}: missing (not a lam-studio pipeline folder)")
-        try:
-            meta = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise CheckpointError(f"{path}: not valid JSON ({e})") from e
-        if not isinstance(meta, dict) or meta.get("format") != PIPELINE_FORMAT:
-            raise CheckpointError(
-                f"{path}: 'format' is not {PIPELINE_FORMAT!r}; is this a "
-                "component folder? Use LatentActionPipeline.from_components"
-            )
-        check_format_version(path, meta)
-        check_keys(path, meta, PIPELINE_KEYS)
-        comps = meta.get("components", {})
-        if not isinstance(comps, dict):
-            raise CheckpointError(f"{path}: 'components' must be a mapping, got {comps!r}")
-        for required in ("encoder", "lam"):
-            if not comps.get(required):
-                raise CheckpointError(f"{path}: components.{required} is missing")
-        unknown = set(comps) - set(COMPONENT_NAMES)
-        if unknown:
-            raise CheckpointError(
-                f"{path}: unknown components {sorted(unknown)}; valid: {', '.join(COMPONENT_NAMES)}"
-            )
-        for name, entry in comps.items():
-            if entry is None:
-                continue
-            if not isinstance(entry, str):
-                raise CheckpointError(
-                    f"{path}: components.{name} must be a folder name or null, got {entry!r}"
-                )
-            if not (folder / entry).is_dir():
-                state = "is a file" if (folder / entry).exists() else "does not exist"
-                raise CheckpointError(
-                    f"{path}: components.{name} names the folder {entry!r}, but "
-                    f"{folder / entry} {state}"
-                )
-        return cls.from_components(**{k: (folder / v) if v else None for k, v in comps.items()})
+        folder = _local_folder(
+            name_or_path, revision=revision, token=token, local_files_only=local_files_only,
+            cache_dir=cache_dir,
+        )  # fmt: skip
+        return cls.from_components(**_component_folders(folder))
 
     def _save_pretrained(self, save_directory: Path) -> None:
         save_directory = Path(save_directory)
         comps = {}
-        for name in ("encoder", "lam", "decoder", "controller"):
+        for name in COMPONENT_NAMES:
             module = getattr(self, name)
             comps[name] = None if module is None else name
             if module is not None:
@@ -253,17 +260,17 @@ class LatentActionPipeline(PipelineOperations, ModelHubMixin, nn.Module):
 
     @property
     def tubelet(self) -> int:
-        return self.encoder.cfg.tubelet
+        return self.processor.tubelet
 
     @property
     def fps(self) -> float:
-        return self.encoder.cfg.fps
+        return self.processor.fps
 
     @property
     def image_size(self) -> int:
-        return self.encoder.cfg.image_size
+        return self.processor.image_size
 
-    def _autocast(self):
+    def autocast(self):
         """bf16 autocast on CUDA; elsewhere the caller's (e.g. :func:`cpu_bf16` around a CEM
         plan on a CPU with native bf16), fp32 by default."""
         dev = self.device
@@ -273,35 +280,10 @@ class LatentActionPipeline(PipelineOperations, ModelHubMixin, nn.Module):
 
     # ------------------------------------------------------------------ tensors in and out
     def to_tensor(self, video: VideoLike, max_frames: int | None = None) -> torch.Tensor:
-        """A clip, a uint8 array ``(T, H, W, 3)`` or a float tensor ``(B, T, 3, H, W)`` in [0, 1]
-        → ``(B, T, 3, S, S)``, ``T`` cut to a multiple of the tubelet.
-
-        Clips are resized and centre-cropped; they are resampled to the model's fps unless they
-        carry actions (action-labeled clips hold one real frame per model step, each repeated
-        ``tubelet`` times, paper App. A).
-        """
-        if isinstance(video, torch.Tensor):
-            x = video if video.ndim == 5 else video[None]
-        else:
-            from lam_core.video import frame_indices, resize_center_crop
-
-            if isinstance(video, Clip) and video.actions is None:
-                idx = frame_indices(video.num_frames, video.fps, self.fps, 0.0, None)
-                frames = video.frames[idx]
-            elif isinstance(video, Clip):  # action-labeled: one real frame per step (App. A)
-                frames = video.frames
-            else:
-                frames = Clip(np.asarray(video), fps=self.fps).frames
-            x = frames_to_tensor(resize_center_crop(frames, self.image_size))[None]
-        if max_frames is not None:
-            x = x[:, :max_frames]
-        t = x.shape[1] - x.shape[1] % self.tubelet
-        if t < 2 * self.tubelet:
-            raise ValueError(
-                f"a clip needs at least {2 * self.tubelet} frames at {self.fps:g} fps "
-                f"(two model steps); this one gives {x.shape[1]}"
-            )
-        return x[:, :t].to(self.device)
+        """Model input ``(B, T, 3, S, S)`` on the pipeline's device, ``T`` cut to a multiple of
+        the tubelet: :meth:`ClipProcessor.to_tensor <lam_core.processing.ClipProcessor.to_tensor>`
+        (a processed clip or a tensor is taken as it is; a clip is sampled and resized once)."""
+        return self.processor.to_tensor(video, max_frames).to(self.device)
 
     def to_clip(self, video: torch.Tensor, index: int = 0) -> Clip:
         """``(B, T, 3, H, W)`` float → :class:`Clip` of item ``index`` (uint8, the model's fps)."""
@@ -312,14 +294,21 @@ class LatentActionPipeline(PipelineOperations, ModelHubMixin, nn.Module):
     @torch.no_grad()
     def encode(self, video: VideoLike) -> torch.Tensor:
         """Video → features ``(B, T', N, D)``."""
-        with self._autocast():
+        with self.autocast():
             return self.encoder(self.to_tensor(video)).float()
+
+    def features(self, video_or_features: VideoLike) -> torch.Tensor:
+        """Features ``(B, T', N, D)`` of a video, or the features themselves when given them."""
+        x = video_or_features
+        if isinstance(x, torch.Tensor) and x.ndim == 4 and x.shape[-1] == self.encoder.cfg.dim:
+            return x.to(self.device)
+        return self.encode(x)
 
     @torch.no_grad()
     def infer_latents(self, video_or_features: VideoLike) -> torch.Tensor:
         """Latent actions ``(B, T'-1, D_z)`` of a video or of features ``(B, T', N, D)``."""
-        feats = self._features(video_or_features)
-        with self._autocast():
+        feats = self.features(video_or_features)
+        with self.autocast():
             return self.lam.infer_latents(feats).float()
 
     @torch.no_grad()
@@ -327,7 +316,7 @@ class LatentActionPipeline(PipelineOperations, ModelHubMixin, nn.Module):
         self, context: torch.Tensor, cond: torch.Tensor | None = None, horizon: int | None = None
     ) -> torch.Tensor:
         """World-model rollout with a KV cache; see :meth:`WorldModel.rollout` for shapes."""
-        with self._autocast():
+        with self.autocast():
             return self.lam.rollout(context, cond, horizon).float()
 
     @torch.no_grad()
@@ -335,7 +324,7 @@ class LatentActionPipeline(PipelineOperations, ModelHubMixin, nn.Module):
         """Features ``(B, T', N, D)`` → pixels ``(B, T'·tubelet, 3, H, W)`` clamped to [0, 1]."""
         if self.decoder is None:
             raise ValueError("this pipeline has no decoder; load one to look at predictions")
-        with self._autocast():
+        with self.autocast():
             return self.decoder(features).float().clamp(0, 1)
 
     @torch.no_grad()
@@ -343,7 +332,7 @@ class LatentActionPipeline(PipelineOperations, ModelHubMixin, nn.Module):
         """Controller: actions ``(B, T, A)`` at steps ``(B, T, N, D)`` → latents ``(B, T, D_z)``."""
         if self.controller is None:
             raise ValueError("this pipeline has no controller; train one with train/controller.py")
-        with self._autocast():
+        with self.autocast():
             return self.controller(actions, features).float()
 
     @torch.no_grad()
@@ -367,7 +356,7 @@ class LatentActionPipeline(PipelineOperations, ModelHubMixin, nn.Module):
         c, horizon = context.shape[1], actions.shape[1]
         actions = actions.to(self.device, torch.float32)
         kind = self.lam.cfg.kind
-        with self._autocast():
+        with self.autocast():
             if kind == "action":
                 if c != 1:
                     raise ValueError(f"an action-conditioned rollout starts from one step, got {c}")
@@ -391,11 +380,17 @@ class LatentActionPipeline(PipelineOperations, ModelHubMixin, nn.Module):
         cells = self.lam.cfg.latent_cells  # a latent grid: each cell drawn from the prior
         return self.lam.regularizer.sample(n * cells, generator=g).reshape(n, -1)
 
-    def _features(self, video_or_features: VideoLike) -> torch.Tensor:
-        if (
-            isinstance(video_or_features, torch.Tensor)
-            and video_or_features.ndim == 4
-            and video_or_features.shape[-1] == self.encoder.cfg.dim
-        ):
-            return video_or_features.to(self.device)
-        return self.encode(video_or_features)
+    # ------------------------------------------------------------------ operations
+    def transfer(self, source: VideoLike, target: VideoLike, **options) -> TransferResult:
+        """:func:`lam_core.operations.transfer` on this pipeline (``context``, ``steps``,
+        ``progress``)."""
+        return operations.transfer(self, source, target, **options)
+
+    def cycle(self, source: VideoLike, target: VideoLike, **options) -> CycleResult:
+        """:func:`lam_core.operations.cycle` on this pipeline (``context``, ``progress``,
+        ``decode``)."""
+        return operations.cycle(self, source, target, **options)
+
+    def leakage(self, a: VideoLike, b: VideoLike, cut: int | None = None) -> LeakageResult:
+        """:func:`lam_core.operations.leakage` on this pipeline."""
+        return operations.leakage(self, a, b, cut)

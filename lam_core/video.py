@@ -8,12 +8,15 @@ frames at 4 fps (§4); a variable-frame-rate file is sampled by its frames' time
 :func:`sampling_rate` picks another rate where the target one serves a clip badly (too short a
 clip, or a source slower than the target). Frames can be resized (shorter side) and
 centre-cropped to a square with :func:`resize_center_crop`, a few frames at a time so that a 4K
-upload never sits in memory as floats. Writing produces h264/yuv420p mp4, which browsers play.
+upload never sits in memory as floats; :func:`read_views` makes several views of the same frames
+(the model's and a display size) from one decode. :class:`lam_core.processing.ClipProcessor` is
+what turns video into model input on top of these. Writing produces h264/yuv420p mp4, which
+browsers play.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,10 +30,13 @@ from lam_core.video_timing import Source, frame_indices, nearest_frames, samplin
 __all__ = [
     "TooFewFramesError",
     "VideoDecodeError",
+    "View",
+    "crop_resize",
     "frame_indices",
     "nearest_frames",
     "probe_video",
     "read_video",
+    "read_views",
     "resize_center_crop",
     "sampling_rate",
     "write_video",
@@ -146,14 +152,22 @@ def _count_frames(container, stream) -> int:
 
 # ---------------------------------------------------------------------------------- readers
 Plan = Callable[[Source], tuple[np.ndarray, float | None]]  # source -> (indices, rate used)
+View = Callable[[np.ndarray], np.ndarray]  # upright (n, H, W, 3) uint8 -> (n, h, w, 3) uint8
 
 
-def _prepare(frames: np.ndarray, size: int | None, turns: int) -> np.ndarray:
+def _prepare(frames: np.ndarray, views: Sequence[View], turns: int) -> list[np.ndarray]:
     """Turn ``(T, H, W, 3)`` frames upright (``turns`` counter-clockwise quarter turns), then
-    resize and centre-crop them to ``size`` (if given)."""
+    make each view of them."""
     if turns:
         frames = np.rot90(frames, turns, axes=(1, 2))
-    return resize_center_crop(frames, size) if size is not None else np.ascontiguousarray(frames)
+    return [np.ascontiguousarray(view(frames)) for view in views]
+
+
+def _joined(chunks: list[list[np.ndarray]], views: int) -> list[np.ndarray] | None:
+    """Per view, its chunks concatenated (``None`` when no frame was read)."""
+    if not chunks:
+        return None
+    return [np.concatenate([c[v] for c in chunks]) for v in range(views)]
 
 
 def _av_rotation(path: Path) -> int:
@@ -173,7 +187,7 @@ def _av_rotation(path: Path) -> int:
     return round(degrees / 90) % 4
 
 
-def _read_decord(path: Path, plan: Plan, size: int | None):
+def _read_decord(path: Path, plan: Plan, views: Sequence[View]):
     import decord
 
     reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
@@ -188,9 +202,8 @@ def _read_decord(path: Path, plan: Plan, size: int | None):
         batch = reader.get_batch(idx[begin : begin + CHUNK].tolist()).asnumpy()
         if batch.ndim != 4 or batch.shape[-1] != 3:
             raise RuntimeError(f"decord returned frames of shape {batch.shape}")
-        chunks.append(_prepare(batch, size, 0))
-    frames = np.concatenate(chunks) if chunks else None
-    return frames, source, idx, used, 0
+        chunks.append(_prepare(batch, views, 0))
+    return _joined(chunks, len(views)), source, idx, used, 0
 
 
 def _packet_times(container, stream) -> tuple[int, np.ndarray | None]:
@@ -202,7 +215,7 @@ def _packet_times(container, stream) -> tuple[int, np.ndarray | None]:
     return len(stamps), np.asarray(stamps, np.float64) * float(stream.time_base)
 
 
-def _read_av(path: Path, plan: Plan, size: int | None):
+def _read_av(path: Path, plan: Plan, views: Sequence[View]):
     container, stream = _open_av(path)
     with container:  # demux once for the count and the timestamps, then decode from a fresh open
         rate = _av_fps(path, stream)
@@ -226,12 +239,11 @@ def _read_av(path: Path, plan: Plan, size: int | None):
                     buffer.append(array)
                     target = next(wanted, None)
                 if len(buffer) >= CHUNK:
-                    picked.append(_prepare(np.stack(buffer), size, turns))
+                    picked.append(_prepare(np.stack(buffer), views, turns))
                     buffer = []
     if buffer:
-        picked.append(_prepare(np.stack(buffer), size, turns))
-    frames = np.concatenate(picked) if picked else None
-    return frames, source, idx, used, turns
+        picked.append(_prepare(np.stack(buffer), views, turns))
+    return _joined(picked, len(views)), source, idx, used, turns
 
 
 def read_video(
@@ -273,6 +285,37 @@ def read_video(
             names the file and both decoders' reasons.
         TooFewFramesError: fewer than ``min_frames`` frames.
     """
+    view = (lambda f: f) if size is None else (lambda f: resize_center_crop(f, size))
+    return read_views(
+        path, [view], fps=fps, max_frames=max_frames, start=start, min_frames=min_frames,
+        want_frames=want_frames,
+    )[0]  # fmt: skip
+
+
+def read_views(
+    path: str | Path,
+    views: Sequence[View],
+    *,
+    fps: float | None = None,
+    max_frames: int | None = None,
+    start: float = 0.0,
+    min_frames: int = 1,
+    want_frames: int | None = None,
+) -> list[Clip]:
+    """Read a video file once and make several views of the same frames, one clip per view.
+
+    The frames are sampled as :func:`read_video` samples them (the arguments are its own) and
+    turned upright; each view then maps every chunk of :data:`CHUNK` decoded frames
+    ``(n, H, W, 3)`` uint8 to ``(n, h, w, 3)`` uint8 (a resize and crop: the model's size, a
+    display size), so no view holds the full-resolution frames of the whole clip.
+
+    Returns:
+        One :class:`Clip` per view, all at the same rate with the same ``meta``
+        (:func:`read_video`'s).
+
+    Raises:
+        VideoDecodeError, TooFewFramesError: as :func:`read_video`.
+    """
     path = _check_file(path)
     if fps is not None and fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
@@ -291,7 +334,7 @@ def read_video(
     errors = []
     for decoder, reader in readers:
         try:
-            frames, source, idx, used, turns = reader(path, plan, size)
+            frames, source, idx, used, turns = reader(path, plan, views)
             break
         except VideoDecodeError as e:
             raise VideoDecodeError(f"{e} [{'; '.join(errors)}]" if errors else str(e)) from None
@@ -299,7 +342,7 @@ def read_video(
             errors.append(f"{'PyAV' if decoder == 'av' else decoder}: {_short(e)}")
     else:
         raise VideoDecodeError(f"{path}: cannot decode the video [{'; '.join(errors)}]")
-    count = 0 if frames is None else len(frames)
+    count = 0 if frames is None else len(frames[0])
     if count < min_frames:
         raise TooFewFramesError(
             f"{path}: fewer than {min_frames} frames (got {count} from {source.frames} source "
@@ -316,7 +359,7 @@ def read_video(
         "variable_rate": source.times is not None,
         "rotation": 90 * turns,
     }
-    return Clip(frames=np.ascontiguousarray(frames), fps=used or source.fps, meta=meta)
+    return [Clip(frames=f, fps=used or source.fps, meta=dict(meta)) for f in frames]
 
 
 def _short(error: Exception) -> str:
@@ -329,9 +372,8 @@ def _short(error: Exception) -> str:
 def resize_center_crop(frames: np.ndarray, size: int) -> np.ndarray:
     """Resize the shorter side to ``size`` and centre-crop to ``size`` x ``size``.
 
-    The centre square of side ``min(H, W)`` is cut first, then resized with antialiased bilinear
-    interpolation (``torch.nn.functional.interpolate``), which is the same image as resizing first
-    and cropping after.
+    The centre square of side ``min(H, W)`` is cut first, then resized with :func:`crop_resize`,
+    which is the same image as resizing first and cropping after.
 
     Args:
         frames: ``(T, H, W, 3)`` uint8 frames.
@@ -343,15 +385,37 @@ def resize_center_crop(frames: np.ndarray, size: int) -> np.ndarray:
     if frames.ndim != 4 or frames.dtype != np.uint8:
         raise ValueError(f"expected (T, H, W, C) uint8 frames, got {frames.shape} {frames.dtype}")
     h, w = frames.shape[1:3]
+    if min(h, w) == size:
+        return np.ascontiguousarray(_center_square(frames, h, w, axis=1))
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    x = crop_resize(x, size).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+    return np.ascontiguousarray(x.numpy())
+
+
+def crop_resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The centre square of float images ``(..., C, H, W)``, resized to ``size`` x ``size`` with
+    antialiased bilinear interpolation (``torch.nn.functional.interpolate``); returned as is when
+    already that size. The one resize of lam-studio: :func:`resize_center_crop` (uint8 frames)
+    and :meth:`lam_core.processing.ClipProcessor.fit` (float videos) go through it."""
+    h, w = x.shape[-2:]
+    x = _center_square(x, h, w, axis=x.ndim - 2)
+    if min(h, w) == size:
+        return x
+    lead = x.shape[:-3]
+    flat = x.reshape(-1, *x.shape[-3:])
+    flat = F.interpolate(flat, size=(size, size), mode="bilinear", antialias=True,
+                         align_corners=False)
+    return flat.reshape(*lead, *flat.shape[-3:])
+
+
+def _center_square(x, h: int, w: int, axis: int):
+    """The centre ``min(h, w)`` square of an array or tensor whose rows are axis ``axis`` (and
+    columns ``axis + 1``)."""
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    frames = frames[:, top : top + side, left : left + side]
-    if side == size:
-        return np.ascontiguousarray(frames)
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    x = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
-    return np.ascontiguousarray(x.numpy())
+    index = [slice(None)] * x.ndim
+    index[axis], index[axis + 1] = slice(top, top + side), slice(left, left + side)
+    return x[tuple(index)]
 
 
 def write_video(

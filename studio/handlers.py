@@ -25,6 +25,7 @@ from lam_core import CheckpointError, Clip, LatentActionPipeline
 from lam_core.eval.common import VIDEO_SUFFIXES, heldout_clips
 from lam_core.eval.frames import change_frames
 from lam_core.pipeline import REPO_ROOT
+from lam_core.processing import ProcessedClip
 from lam_core.video import VideoDecodeError
 from studio import plots
 from studio.media import Panel, read_upload, save_video, side_by_side
@@ -85,8 +86,9 @@ def finite(x: float) -> float | None:
 
 def load_pair(
     pipe: LatentActionPipeline, first: str | None, second: str | None, names: tuple[str, str]
-) -> tuple[Clip, Clip, list[str]]:
-    """Decode two uploads for ``pipe`` (capped); returns both clips and the cap notes.
+) -> tuple[ProcessedClip, ProcessedClip, list[str]]:
+    """Decode two uploads with ``pipe.processor`` (capped); returns both processed clips (what
+    the model takes: sampled, resized and tensorised once) and the cap notes.
 
     The two files are decoded side by side, one thread each (the decoders release the GIL), so
     one request uses both cores while it decodes (docs/PERFORMANCE.md)."""
@@ -97,14 +99,14 @@ def load_pair(
             )
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = [
-            pool.submit(read_upload, path, pipe.fps, pipe.image_size, 2 * pipe.tubelet, name)
+            pool.submit(read_upload, path, pipe.processor, name)
             for path, name in zip((first, second), names)
         ]
         uploads = [f.result() for f in futures]  # the first input's error first, as before
     notes = [u.note for u in uploads if u.note]
     for note in notes:
         gr.Warning(note)
-    return uploads[0].clip, uploads[1].clip, notes
+    return uploads[0].processed, uploads[1].processed, notes
 
 
 def _needs_decoder(pipe: LatentActionPipeline, checkpoint: str) -> None:
@@ -112,12 +114,14 @@ def _needs_decoder(pipe: LatentActionPipeline, checkpoint: str) -> None:
         raise bad_input(f"{checkpoint} has no decoder, so its predictions cannot be shown as video")
 
 
-def model_frames(pipe: LatentActionPipeline, clip: Clip) -> np.ndarray:
-    """The frames the model sees of ``clip`` (resampled, cropped, cut to whole steps)."""
-    return pipe.to_clip(pipe.to_tensor(clip)).frames
+def model_frames(pipe: LatentActionPipeline, clip: Clip | ProcessedClip) -> np.ndarray:
+    """The frames the model sees of ``clip`` (sampled, cropped, cut to whole steps); those of a
+    processed clip as they are."""
+    frames = pipe.processor.process(clip).clip.frames
+    return frames[: len(frames) - len(frames) % pipe.tubelet]
 
 
-def _steps(clip: Clip, pipe: LatentActionPipeline) -> int:
+def _steps(clip: ProcessedClip, pipe: LatentActionPipeline) -> int:
     return clip.num_frames // pipe.tubelet
 
 

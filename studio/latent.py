@@ -26,6 +26,7 @@ import torch
 from lam_core.clip import Clip
 from lam_core.eval.common import heldout_clips
 from lam_core.eval.sampling import joint_umap, sampling
+from lam_core.processing import ClipProcessor, ProcessedClip
 from studio import plots
 from studio.handlers import (
     PROGRESS,
@@ -84,7 +85,7 @@ class Embedding:
     panels: list[dict] = field(default_factory=list)
     points: list[tuple[str, str, int, int, int]] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)
-    clips: list[Clip] = field(default_factory=list)
+    clips: list[Clip | ProcessedClip] = field(default_factory=list)
 
     def figure(self, highlight: int | None = None) -> go.Figure:
         return plots.umap_figure(self.panels, highlight)
@@ -106,16 +107,18 @@ class Embedding:
         })  # fmt: skip
 
 
-def _clips(source: str, files: list | None, count: int, fps: float, size: int) -> list[Clip]:
+def _clips(
+    source: str, files: list | None, count: int, processor: ClipProcessor
+) -> list[Clip | ProcessedClip]:
     if source == SOURCES[1]:
         paths = [getattr(f, "name", f) for f in files or []]
         if not paths:
             raise bad_input("upload one or more clips, or choose 'held-out MiniWild'")
         return [
-            read_upload(p, fps, size, 4, f"clip {i + 1}").clip
+            read_upload(p, processor, f"clip {i + 1}", min_frames=4).processed
             for i, p in enumerate(paths[:MAX_UPLOADS])
         ]
-    return heldout_clips(int(count), num_frames=16, size=size, seed_offset=SEED)
+    return heldout_clips(int(count), num_frames=16, size=processor.image_size, seed_offset=SEED)
 
 
 def latent_space(
@@ -145,7 +148,7 @@ def latent_space(
         for i, name in enumerate(names):
             pipe = PIPELINES.get(name)
             if not emb.clips:
-                emb.clips = _clips(source, files, int(count), pipe.fps, pipe.image_size)
+                emb.clips = _clips(source, files, int(count), pipe.processor)
             first = "" if _WARM.is_set() else " (UMAP compiles on its first fit: ~20 s)"
             report(i / len(names), f"{name}: inferring, sampling, UMAP{first}")
             result = sampling(pipe, emb.clips, n=MAX_LATENTS, seed=SEED, umap=True)

@@ -1,8 +1,8 @@
 """Video in and out for the studio: capped uploads, captioned side-by-side frames, h264 outputs.
 
-Uploads are decoded with :func:`lam_core.video.read_video` (decord, PyAV fallback) at the model's
-frame rate, faster for a clip too short for it, and capped on the server (:data:`MAX_SECONDS`,
-:data:`MAX_FRAMES`). Results are drawn
+Uploads are read by the model's :class:`lam_core.processing.ClipProcessor` (one decode: sampled
+at the model's frame rate, faster for a clip too short for it, cropped, resized and tensorised
+once) and capped on the server (:data:`MAX_SECONDS`, :data:`MAX_FRAMES`). Results are drawn
 as panels (model frames upscaled ×:data:`UPSCALE` with nearest neighbour so that 64×64 frames are
 visible) with a caption bar per panel, and written as h264/yuv420p mp4 with
 :func:`lam_core.video.write_video` into one temporary folder per process that is pruned as it
@@ -27,7 +27,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from lam_core.clip import Clip
-from lam_core.video import TooFewFramesError, VideoDecodeError, read_video, write_video
+from lam_core.processing import ClipProcessor, ProcessedClip
+from lam_core.video import TooFewFramesError, VideoDecodeError, write_video
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +52,26 @@ class Upload:
     """A decoded upload and what reading it did.
 
     Attributes:
-        clip: frames at the model's fps (at most ``MAX_FRAMES``), centre-cropped to the model size.
-            A short clip is sampled faster than the model's rate and a slow one at its own rate
-            (``clip.meta["sampled_fps"]``); the model steps through the frames at its own rate.
+        processed: the frames the model takes (at most ``MAX_FRAMES``, centre-cropped to the
+            model size) and their tensor. A short clip is sampled faster than the model's rate
+            and a slow one at its own rate; ``processed.fps`` is the rate used, and the model
+            steps through the frames one at a time whatever it is.
         note: a sentence for the user when the video was sampled at another rate or cut, else
             ``""``.
     """
 
-    clip: Clip
+    processed: ProcessedClip
     note: str
 
+    @property
+    def clip(self) -> Clip:
+        """The processed frames as a clip (at the rate they were sampled at)."""
+        return self.processed.clip
 
-def read_upload(path: str | Path, fps: float, size: int, min_frames: int, name: str) -> Upload:
+
+def read_upload(
+    path: str | Path, processor: ClipProcessor, name: str, min_frames: int | None = None
+) -> Upload:
     """Decode an uploaded video for a model, capped to ≤ 10 s and ≤ 64 frames.
 
     A clip that gives fewer than :data:`DENSE_STEPS` model steps at the model's rate is sampled
@@ -72,24 +81,24 @@ def read_upload(path: str | Path, fps: float, size: int, min_frames: int, name: 
 
     Args:
         path: the uploaded file.
-        fps: the model's frame rate.
-        size: the model's frame side (frames are resized and centre-cropped to it).
-        min_frames: fewer frames than this raise (two model steps).
+        processor: the model's clip processor (``pipe.processor``): its rate, size and tubelet.
         name: what the user calls this input ("source", "clip A", ...), for messages.
+        min_frames: fewer frames than this raise (default: two model steps).
 
     Raises:
         lam_core.video.VideoDecodeError: unreadable, empty or too short; the message starts with
             ``name`` and the file's name and says why (and, for too short a file, how many frames
             the model needs).
     """
+    fps = processor.fps
+    min_frames = processor.min_frames if min_frames is None else min_frames
     max_frames = min(MAX_FRAMES, int(MAX_SECONDS * fps))
     want = min(max_frames, DENSE_STEPS * min_frames // 2)
     file = Path(path).name
     try:
-        clip = read_video(
-            path, fps=fps, max_frames=max_frames, size=size, min_frames=min_frames,
-            want_frames=want,
-        )  # fmt: skip
+        processed = processor.read(
+            path, max_frames=max_frames, min_frames=min_frames, want_frames=want
+        )
     except TooFewFramesError as e:
         raise VideoDecodeError(f"{name}: {file}: {_too_short(e, file)}") from None
     except VideoDecodeError as e:
@@ -98,6 +107,7 @@ def read_upload(path: str | Path, fps: float, size: int, min_frames: int, name: 
         if "cannot decode the video" not in message:  # PyAV's reason says it: drop decord's trace
             message = re.sub(r" \[decord: .*\]$", "", message, flags=re.S)
         raise VideoDecodeError(f"{name}: {message}") from None
+    clip = processed.clip
     used, source_fps = clip.fps, clip.meta["source_fps"]
     duration = clip.meta["source_frames"] / source_fps
     notes = []
@@ -114,8 +124,7 @@ def read_upload(path: str | Path, fps: float, size: int, min_frames: int, name: 
             f"{used:.3g} fps) of {duration:.1f} s; the studio caps uploads at {MAX_SECONDS:g} s / "
             f"{MAX_FRAMES} frames"
         )
-    clip = Clip(clip.frames, fps=fps, meta={**clip.meta, "sampled_fps": used})
-    return Upload(clip, "; ".join(notes))
+    return Upload(processed, "; ".join(notes))
 
 
 def _too_short(error: TooFewFramesError, file: str) -> str:

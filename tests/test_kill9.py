@@ -26,10 +26,11 @@ import psutil
 import pytest
 from accelerate.state import AcceleratorState, GradientState
 
-from train.common import SAVE_PAUSE_ENV, TRAINER_STATE, Trainer
+from train.common import TRAINER_STATE, Trainer
 from train.config import load_job_config
 
 from .helpers import free_port
+from .pausing_lam import SAVE_PAUSE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_LAM = ROOT / "train" / "configs" / "tiny_lam.yaml"
@@ -40,14 +41,16 @@ ARGS = ("train.steps=12", "train.save_every=3", "train.eval_every=0", "train.kee
 
 
 def launch(run: Path, *extra: str, pause: str = "") -> subprocess.Popen:
-    """``accelerate launch`` of train/lam.py on ``PROCESSES`` CPU processes, in a new session."""
+    """``accelerate launch`` of train/lam.py (:mod:`tests.pausing_lam`: with a pause before the
+    checkpoint that ``pause`` names is made final) on ``PROCESSES`` CPU processes, in a new
+    session."""
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1",
            "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "TMPDIR": str(run.parent),
            SAVE_PAUSE_ENV: pause}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
            "--num_processes", str(PROCESSES), "--num_machines", "1", "--mixed_precision", "no",
            "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-           str(ROOT / "train" / "lam.py"), "--config", str(TINY_LAM),
+           str(ROOT / "tests" / "pausing_lam.py"), "--config", str(TINY_LAM),
            f"train.output_dir={run}", *ARGS, *extra]
     log = (run.parent / f"{run.name}.log").open("a")
     return subprocess.Popen(cmd, cwd=run.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -108,7 +111,7 @@ def test_kill_9_twice_then_resume_gives_the_uninterrupted_losses(tmp_path):
     cut = tmp_path / "cut"
     ckpt = cut / "checkpoints"
     # (b) killed while checkpoint 6 is being written: its state is complete in .tmp-6, the
-    # hook sleeps before the rename
+    # pause (tests/pausing_lam.py) comes before the rename
     proc = launch(cut, pause="6:300")
     wait_for(lambda: (ckpt / ".tmp-6" / TRAINER_STATE).is_file(), proc, cut)
     kill_9(proc)
@@ -116,7 +119,7 @@ def test_kill_9_twice_then_resume_gives_the_uninterrupted_losses(tmp_path):
     assert checkpoints(cut) == [".tmp-6", "3", "last"]
 
     # resume from 3, the last complete checkpoint; (a) killed after checkpoint 9 was written,
-    # while training steps 10-12 (the hook holds checkpoint 12 back so the run cannot finish)
+    # while training steps 10-12 (the pause holds checkpoint 12 back so the run cannot finish)
     proc = launch(cut, "--resume", "latest", pause="12:300")
     wait_for(lambda: max(logged(cut), default=0) >= 10, proc, cut)
     kill_9(proc)

@@ -14,8 +14,8 @@ import torch
 
 from lam_core.config import ConfigError
 from lam_core.data.layers import LAYER_KINDS, LayerSettings, _jpeg, render_layers
-from lam_core.data.miniwild import MiniWildConfig, benchmark, generate_clip
-from lam_core.data.scenes import MixtureDataset, _bilinear, mixture_weights
+from lam_core.data.miniwild import MiniWildConfig, MixtureDataset, benchmark, generate_clip
+from lam_core.data.scenes import _bilinear, mixture_weights
 from train.config import load_job_config, miniwild_config
 
 CFG = MiniWildConfig(num_frames=8, scene="layers")

@@ -17,13 +17,13 @@ from lam_core.data.miniwild import (
     SCENES,
     MiniWildConfig,
     MiniWildDataset,
+    MixtureDataset,
     benchmark,
     generate_clip,
     load_photos,
 )
 from lam_core.data.scenes import (
     PHOTO_SOURCES,
-    MixtureDataset,
     _still_background,
     load_scene_photos,
     mixture_weights,

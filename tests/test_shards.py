@@ -1,5 +1,5 @@
 """WebDataset shards and streamed, mixed training data (lam_core/data/shards.py, streams.py,
-train/shards.py, train/sources.py): pack → read round trip, disjoint readers (ranks × workers),
+train/shards.py, train/sources/): pack → read round trip, disjoint readers (ranks × workers),
 epoch coverage, per-source weights, exact resume, file:// and pipe: URLs, clear errors, training
 on shards (resumed exactly) and two real processes reading disjoint shards. Tiny clips only."""
 

@@ -15,6 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
+from lam_core.processing import ClipProcessor
 from lam_core.video import read_video, write_video
 from studio import control, handlers, media, training
 from studio.models import PipelineCache, checkpoint_choices, scan_checkpoints
@@ -109,7 +110,8 @@ def test_cycle_and_leakage(ckpt, clips):
 
 def test_uploads_are_capped(ckpt, tmp_path):
     long = moving_square(tmp_path / "long.mp4", frames=100, fps=8.0)  # 12.5 s
-    upload = media.read_upload(long, fps=4.0, size=32, min_frames=4, name="source")
+    processor = ClipProcessor(fps=4.0, image_size=32, tubelet=2)
+    upload = media.read_upload(long, processor, name="source")
     assert upload.clip.num_frames == 40 and "first 10 s" in upload.note
     with pytest.warns(UserWarning, match="first 10 s"):  # gr.Warning outside a request
         _, numbers = handlers.transfer(long, long, ckpt, progress=None)

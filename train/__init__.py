@@ -1,2 +1,2 @@
-"""Training scripts of lam-studio (docs/DESIGN.md#training); run with
-``accelerate launch train/<job>.py``."""
+"""Training scripts of lam-studio (docs/DESIGN.md#training), a package installed with lam_core:
+``accelerate launch train/<job>.py`` (or ``python -m train.<job>``) imports it like any other."""

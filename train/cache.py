@@ -9,12 +9,8 @@ that start in parallel on one cache need it built first, with this command:
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 

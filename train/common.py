@@ -10,7 +10,8 @@
 - Data order is a pure function of ``(seed, step)`` (:class:`train.batches.StepBatchSampler`;
   streams of shards resume at their sample, :mod:`lam_core.data.streams`), so a run resumed
   from ``checkpoints/<step>/`` sees exactly the batches the uninterrupted run would have seen.
-- Checkpoints are written to a temporary folder and renamed; ``checkpoints/last`` names the latest.
+- Checkpoints (:mod:`train.checkpoints`) are written to a temporary folder and renamed;
+  ``checkpoints/last`` names the latest.
   ``--resume latest`` takes the last complete one (never a ``.tmp-*`` folder or one without
   ``trainer_state.json``, which it removes), so a run killed at any moment (``kill -9``) resumes
   with the losses of an uninterrupted run (docs/RELIABILITY.md).
@@ -36,17 +37,17 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm.auto import tqdm
 
+from lam_core.checkpoint import save_component
+from lam_core.pipeline import PIPELINE_FORMAT
 from train.batches import EpochItems, StepBatchSampler
+from train.checkpoints import TRAINER_STATE, CheckpointedRun
 from train.config import JobConfig, dump_yaml
 from train.optim import build_optimizers, resolve_mixed_precision, warmup_cosine
 from train.runlock import lock_run_dir, release_run_dir
 
 StepFn = Callable[[nn.Module, dict], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 EvalFn = Callable[[nn.Module], dict[str, float]]
-TRAINER_STATE = "trainer_state.json"
-# Test hook (tests/test_kill9.py): "<step>:<seconds>" makes the main process sleep after the
-# checkpoint of <step> is fully written to .tmp-<step>/ and before it is renamed into place.
-SAVE_PAUSE_ENV = "LAM_TEST_SAVE_PAUSE"
+
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     """Nested dict → ``{"a.b": scalar}`` with non-scalars as strings (TensorBoard hparams)."""
@@ -60,8 +61,9 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-class Trainer:
-    """One run of one job: the accelerator, the run folder, the loop, checkpoints and logs.
+class Trainer(CheckpointedRun):
+    """One run of one job: the accelerator, the run folder, the loop and logs; its checkpoints
+    come from :class:`~train.checkpoints.CheckpointedRun`.
 
     Args:
         job: the resolved config.
@@ -91,13 +93,6 @@ class Trainer:
     @property
     def device(self) -> torch.device:
         return self.accelerator.device
-
-    @property
-    def is_main(self) -> bool:
-        return self.accelerator.is_main_process
-
-    def print(self, *args: Any) -> None:
-        self.accelerator.print(*args, flush=True)
 
     def autocast(self):
         return self.accelerator.autocast()
@@ -129,124 +124,6 @@ class Trainer:
         tmp = self.metrics_path.with_name(f".{self.metrics_path.name}.tmp")
         tmp.write_text("".join(ln + "\n" for ln in keep))
         os.replace(tmp, self.metrics_path)
-
-    # ------------------------------------------------------------------ checkpoints
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.run_dir / "checkpoints"
-
-    @staticmethod
-    def is_complete(path: Path) -> bool:
-        """A checkpoint folder that was renamed into place (``trainer_state.json`` is written
-        last, before the rename)."""
-        return path.name.isdigit() and (path / TRAINER_STATE).is_file()
-
-    def complete_checkpoints(self) -> list[Path]:
-        """The complete ``checkpoints/<step>`` folders, by step."""
-        if not self.checkpoint_dir.is_dir():
-            return []
-        found = [p for p in self.checkpoint_dir.iterdir() if self.is_complete(p)]
-        return sorted(found, key=lambda p: int(p.name))
-
-    def find_checkpoint(self, resume: str) -> Path:
-        """``latest`` (the checkpoint ``checkpoints/last`` names, else the highest complete
-        one), a step number, or a folder.
-
-        Raises:
-            FileNotFoundError: no complete checkpoint where one was asked for.
-        """
-        if resume == "latest":
-            pointer = self.checkpoint_dir / "last"
-            named = pointer.read_text().strip() if pointer.is_file() else ""
-            path = self.checkpoint_dir / named if named.isdigit() else None
-            if path is None or not self.is_complete(path):
-                complete = self.complete_checkpoints()  # killed before the pointer moved
-                if not complete:
-                    raise FileNotFoundError(f"{pointer}: missing; no complete checkpoint to resume "
-                                            f"from in {self.checkpoint_dir}")
-                path = complete[-1]
-                if named:
-                    self.print(f"{pointer} names {named}, which is incomplete or gone; resuming "
-                               f"from {path.name}, the last complete checkpoint")
-        elif resume.isdigit():
-            path = self.checkpoint_dir / str(int(resume))
-        else:
-            path = Path(resume)
-        if not (path / TRAINER_STATE).is_file():
-            raise FileNotFoundError(f"{path / TRAINER_STATE}: missing; {path} is not a complete "
-                                    "checkpoint of train/*.py")
-        return path
-
-    def last_good_checkpoint(self) -> str:
-        """The checkpoint ``--resume latest`` would take, in words (for error messages)."""
-        try:
-            return f"the last good checkpoint is {self.find_checkpoint('latest')}"
-        except FileNotFoundError:
-            return f"no checkpoint was written yet in {self.checkpoint_dir}"
-
-    def clean_checkpoints(self) -> list[str]:
-        """Remove what a killed run left half-written: ``.tmp-*`` folders, ``.last.tmp`` and
-        numbered folders without ``trainer_state.json`` (main process; returns their names)."""
-        removed = []
-        self.accelerator.wait_for_everyone()  # every rank has found its checkpoint
-        if self.is_main and self.checkpoint_dir.is_dir():
-            for p in sorted(self.checkpoint_dir.iterdir()):
-                half = p.name.startswith(".tmp-") or p.name == ".last.tmp" or (
-                    p.name.isdigit() and not self.is_complete(p))
-                if half:
-                    if p.is_dir():
-                        shutil.rmtree(p, ignore_errors=True)
-                    else:
-                        p.unlink(missing_ok=True)
-                    removed.append(p.name)
-            if removed:
-                self.print(f"removed half-written checkpoints in {self.checkpoint_dir}: "
-                           f"{', '.join(removed)}")
-        self.accelerator.wait_for_everyone()
-        return removed
-
-    def save_checkpoint(self, step: int) -> Path:
-        """``accelerator.save_state`` into ``checkpoints/.tmp-<step>``, renamed to
-        ``checkpoints/<step>`` when complete; updates ``last`` and keeps the last ``keep_last``.
-
-        ``trainer_state.json`` is written last, so a folder without it is incomplete; a kill at
-        any moment leaves either a ``.tmp-*`` folder (ignored and removed on resume) or a complete
-        checkpoint. The environment variable ``LAM_TEST_SAVE_PAUSE=<step>:<seconds>`` (tests
-        only) sleeps before the rename of that step, so a test can kill the run there.
-        """
-        acc, final = self.accelerator, self.checkpoint_dir / str(step)
-        tmp = self.checkpoint_dir / f".tmp-{step}"
-        if self.is_main:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        acc.wait_for_everyone()
-        acc.save_state(str(tmp))
-        acc.wait_for_everyone()
-        if self.is_main:
-            state = {"step": step, "num_processes": acc.num_processes, "job": self.name}
-            (tmp / TRAINER_STATE).write_text(json.dumps(state) + "\n")
-            self._test_pause(step)
-            shutil.rmtree(final, ignore_errors=True)
-            tmp.rename(final)
-            pointer_tmp = self.checkpoint_dir / ".last.tmp"
-            pointer_tmp.write_text(f"{step}\n")
-            os.replace(pointer_tmp, self.checkpoint_dir / "last")
-            steps = sorted(int(p.name) for p in self.checkpoint_dir.iterdir() if p.name.isdigit())
-            for old in steps[: -self.run.keep_last]:
-                shutil.rmtree(self.checkpoint_dir / str(old), ignore_errors=True)
-        acc.wait_for_everyone()
-        return final
-
-    def _test_pause(self, step: int) -> None:
-        """The ``LAM_TEST_SAVE_PAUSE`` hook (see :meth:`save_checkpoint`)."""
-        value = os.environ.get(SAVE_PAUSE_ENV, "")
-        if not value:
-            return
-        at, _, seconds = value.partition(":")
-        if at.strip() == str(step):
-            self.print(f"{SAVE_PAUSE_ENV}: checkpoint {step} written to .tmp-{step}, sleeping "
-                       f"{seconds} s before renaming it")
-            time.sleep(float(seconds))
 
     def check_finite(self, model: nn.Module | None, step: int, sums: dict[str, float]) -> None:
         """Stop on a non-finite loss, or (at a checkpoint) non-finite weights.
@@ -445,9 +322,6 @@ def write_final(directory: Path, components: dict[str, nn.Module | Path | None],
         training: ``{component: record}`` kept in that component's config.json (cumulative
             steps and clips of warm-started runs, see ``lam_core.checkpoint.save_component``).
     """
-    from lam_core.checkpoint import save_component
-    from lam_core.pipeline import PIPELINE_FORMAT
-
     tmp = directory.with_name(f".{directory.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

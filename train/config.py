@@ -17,168 +17,40 @@ import dataclasses
 import json
 import re
 import typing
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from lam_core.checkpoint import check_format_version, check_keys, read_component_config
-from lam_core.config import (
-    ConfigError,
-    ControllerConfig,
-    DecoderConfig,
-    EncoderConfig,
-    LAMConfig,
-    config_from_dict,
-    config_to_dict,
+from lam_core.checkpoint import (
+    CheckpointError,
+    check_format_version,
+    check_keys,
+    read_component_config,
 )
-from lam_core.data.scenes import mixture_weights
+from lam_core.config import ConfigError, config_from_dict, config_to_dict
+from lam_core.models import Controller, LatentActionModel
 from lam_core.pipeline import PIPELINE_FORMAT, PIPELINE_KEYS
 from lam_core.presets import PRESETS, get_preset
-from train.sources import SourceConfig, check_sources
+from train.job import DataConfig, JobConfig, RunConfig, SourceConfig
+from train.sources import check_data, miniwild_config
 
-
-@dataclass
-class RunConfig:
-    """How a run trains (paper §4 and App. A for the optimiser settings).
-
-    Attributes:
-        output_dir: the run folder (config.yaml, metrics.jsonl, tensorboard/, checkpoints/, final/).
-        seed: seeds the model initialisation, the data order and every random op.
-        steps: optimiser steps.
-        batch_size: clips per process and micro-step (global batch = batch_size × processes ×
-            grad_accum).
-        grad_accum: micro-steps per optimiser step.
-        use_muon: Muon for 2-D hidden weights + AdamW for the rest (False: AdamW only, as the
-            paper's controller).
-        lr_muon, lr_adamw, weight_decay, adamw_betas: optimiser settings (weight decay on both).
-        warmup_fraction: linear warm-up over this share of the steps, then cosine to zero.
-        max_grad_norm: gradient clipping (0: none).
-        mixed_precision: ``"no"``, ``"bf16"`` or ``"auto"`` (bf16 on CUDA and on CPUs with native
-            bf16 matmul — AVX-512 BF16 or AMX — else fp32: on CPUs without them bf16 is slower).
-        log_every, save_every, eval_every: in optimiser steps (0: never; the last step always
-            saves and evaluates).
-        keep_last: checkpoints kept.
-        num_workers: DataLoader workers per process.
-        threads: torch CPU threads per process (0: torch's default).
-        stop_at: stop after this step as if interrupted (time-boxed runs; resume later).
-        time_limit_minutes: stop (checkpoint, final model) once this much wall time has passed,
-            wherever the schedule is (the GPU recipe's guard; None: no limit).
-        reg_warmup_fraction: LAM job: the regularizer's weight rises linearly from 0 to 1 over
-            this share of the steps (0: constant, as the paper). Short runs need it: the
-            regularizer otherwise drives the IDM to a constant latent before the world model
-            learns to use it (measured on the embedded recipe).
-        reg_warmup_start: LAM job: the regularizer's weight is 0 for this share of the steps,
-            then rises over ``reg_warmup_fraction`` (the latent is read before it is squeezed).
-        train_encoder: decoder job: train the tiny encoder together with the decoder (autoencoder).
-        lpips_weight, lpips_net: decoder job: loss = L1 + lpips_weight · LPIPS(lpips_net).
-    """
-
-    output_dir: str = "runs/default"
-    seed: int = 0
-    steps: int = 100
-    batch_size: int = 8
-    grad_accum: int = 1
-    use_muon: bool = True
-    lr_muon: float = 0.02
-    lr_adamw: float = 6.25e-4
-    weight_decay: float = 0.04
-    adamw_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    warmup_fraction: float = 0.1
-    max_grad_norm: float = 1.0
-    mixed_precision: str = "no"
-    log_every: int = 10
-    save_every: int = 100
-    eval_every: int = 100
-    keep_last: int = 2
-    num_workers: int = 0
-    threads: int = 0
-    stop_at: int | None = None
-    time_limit_minutes: float | None = None
-    reg_warmup_fraction: float = 0.0
-    reg_warmup_start: float = 0.0
-    train_encoder: bool = False
-    lpips_weight: float = 1.0
-    lpips_net: str = "alex"
-
-
-@dataclass
-class DataConfig:
-    """What a run trains on.
-
-    Attributes:
-        source: ``"miniwild"`` (procedural in-the-wild video), ``"world"`` (an action-labeled
-            world, with real actions), ``"folder"`` (video files) or ``"shards"`` (WebDataset
-            shards of ``train/shards.py pack``, streamed; see docs/SCALE.md).
-        world: ``reach``, ``drive`` or ``pusht`` (source ``world``).
-        folder: root of the video files (source ``folder``).
-        train_clips, val_clips: clips of each split (procedural sources: seeds 0…n-1 and 10⁹+…).
-        num_frames: frames per clip (``steps × tubelet``).
-        miniwild: MiniWild generator settings (fields of ``lam_core.data.MiniWildConfig``), e.g.
-            ``{max_rotation: 10, rotation_probability: 0.5}`` for pans that turn more.
-        mixture: source ``miniwild``: weights over its scenes, e.g. ``{pan: 2, movers: 1, wild: 1}``
-            (each item's scene is drawn from them, see lam_core.data.scenes); None: ``wild`` only.
-        cache_dir: train from a feature cache of the training split in this folder (built with
-            the frozen encoder on first use; its index.json must match the encoder and the data).
-        cache_dtype: ``float16``, ``bfloat16`` or ``float32`` (see lam_core.data.cache).
-        cache_shard_size: clips per cache shard.
-        shards: source ``shards``: brace pattern of the shard URLs (paths, ``file://``,
-            ``pipe:``), e.g. ``/data/wild/shard-{000000..000099}.tar``.
-        shard_index: their ``index.json`` (default: beside the shards; needed for ``pipe:``).
-        val_shards: source ``shards``: held-out shards for validation (index beside them).
-        shard_features: train on the features stored in the shards (``pack --features`` with
-            this run's frozen encoder) instead of encoding their frames.
-        shuffle_buffer: clips each reader of a shard stream holds to shuffle them.
-        sources: weighted sources mixed per sample, one line each, e.g.
-            ``- {source: miniwild, scene: pan, weight: 2}`` (see train/sources.py).
-    """
-
-    source: str = "miniwild"
-    world: str = "reach"
-    folder: str | None = None
-    train_clips: int = 1024
-    val_clips: int = 32
-    num_frames: int = 16
-    mixture: dict[str, float] | None = None
-    miniwild: dict[str, Any] | None = None  # a value, not a section: YAML gives the whole dict
-    cache_dir: str | None = None
-    cache_dtype: str = "float16"
-    cache_shard_size: int = 1024
-    shards: str | None = None
-    shard_index: str | None = None
-    val_shards: str | None = None
-    shard_features: bool = False
-    shuffle_buffer: int = 1000
-    sources: list[SourceConfig] | None = None
-
-
-@dataclass
-class JobConfig:
-    """One run: how it trains, on what, and the model (preset + overrides, resolved).
-
-    ``encoder_path``, ``lam_path``, ``decoder_path`` are component folders or pipeline folders
-    (then the component of that name inside is meant); a component given by a folder takes its
-    config from there. With a pipeline as ``lam_path``, its encoder and decoder are the defaults.
-    """
-
-    preset: str = "tiny"
-    train: RunConfig = field(default_factory=RunConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    lam: LAMConfig = field(default_factory=LAMConfig)
-    decoder: DecoderConfig = field(default_factory=DecoderConfig)
-    controller: ControllerConfig = field(default_factory=ControllerConfig)
-    encoder_path: str | None = None
-    lam_path: str | None = None
-    decoder_path: str | None = None
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.train.output_dir)
-
-    def to_dict(self) -> dict:
-        return config_to_dict(self)
+__all__ = [
+    "DataConfig",
+    "JobConfig",
+    "RunConfig",
+    "SourceConfig",
+    "apply_override",
+    "component_folder",
+    "dump_yaml",
+    "job_main",
+    "load_job_config",
+    "miniwild_config",
+    "parse_cli",
+    "read_yaml",
+    "resolve",
+]
 
 
 class _Loader(yaml.SafeLoader):
@@ -285,6 +157,34 @@ def parse_cli(argv: list[str] | None = None, description: str = "") -> argparse.
     return parser.parse_intermixed_args(argv)  # options may follow overrides
 
 
+def job_main(train: Callable[..., Path], doc: str, defaults: dict | None = None,
+             warm_start: bool = False) -> Callable[[list[str] | None], Path]:
+    """The ``main(argv)`` of a training script (train/lam.py, train/decoder.py,
+    train/controller.py): the command line of :func:`parse_cli` → ``train(job, resume=…)`` (and
+    ``init_from=…`` with ``warm_start``); a wrong config or checkpoint ends the process with a
+    one-line ``error: …`` instead of a traceback.
+
+    Args:
+        train: the script's ``train(job, resume=None[, init_from=None])``.
+        doc: the script's docstring (its first line is the help text).
+        defaults: the script's own defaults under the recipe (e.g. the controller's optimiser).
+        warm_start: the script takes ``--init-from``.
+    """
+
+    def main(argv: list[str] | None = None) -> Path:
+        args = parse_cli(argv, doc.splitlines()[0])
+        try:
+            if args.init_from and not warm_start:
+                raise ConfigError("--init-from: only train/lam.py warm-starts")
+            job = load_job_config(args.config, args.overrides, defaults)
+            extra = {"init_from": args.init_from} if warm_start else {}
+            return train(job, resume=args.resume, **extra)
+        except (ConfigError, CheckpointError) as e:  # a one-line error, not a traceback
+            raise SystemExit(f"error: {e}") from None
+
+    return main
+
+
 def _merge(base: dict, over: dict, where: str) -> dict:
     """``over`` merged into a copy of ``base``; every key of ``over`` must exist in ``base``."""
     out = dict(base)
@@ -374,7 +274,9 @@ def resolve(raw: dict) -> JobConfig:
 
 
 def _check(job: JobConfig) -> None:
-    """Value checks that typing cannot express."""
+    """Value checks that typing cannot express: the run's own here; the models' and the data
+    sources' from their owners (``LatentActionModel.check``, ``Controller.check``,
+    :func:`train.sources.check_data`), each naming the dotted key."""
     t, d = job.train, job.data
     rules = [
         ("train.steps", t.steps >= 1, "must be ≥ 1"),
@@ -384,83 +286,26 @@ def _check(job: JobConfig) -> None:
          "must be no, bf16 or auto"),
         ("train.warmup_fraction", 0.0 <= t.warmup_fraction < 1.0, "must be in [0, 1)"),
         ("train.reg_warmup_fraction", 0.0 <= t.reg_warmup_fraction <= 1.0, "must be in [0, 1]"),
+        ("train.reg_warmup_start", 0.0 <= t.reg_warmup_start <= 1.0, "must be in [0, 1]"),
         ("train.adamw_betas", len(t.adamw_betas) == 2, "must be two numbers"),
         ("train.keep_last", t.keep_last >= 1, "must be ≥ 1"),
         ("train.lpips_net", t.lpips_net in ("alex", "vgg", "squeeze"),
          "must be alex, vgg or squeeze"),
-        ("data.source", d.source in ("miniwild", "world", "folder", "shards"),
-         "must be miniwild, world, folder or shards"),
-        ("data.folder", d.source != "folder" or bool(d.folder), "is required with source: folder"),
         ("data.num_frames", d.num_frames % job.encoder.tubelet == 0
          and d.num_frames >= 2 * job.encoder.tubelet,
          f"must be a multiple of the tubelet ({job.encoder.tubelet}) covering ≥ 2 steps"),
         ("data.cache_dtype", d.cache_dtype in ("float16", "bfloat16", "float32"),
          "must be float16, bfloat16 or float32"),
     ]
-    lam = job.lam
-    rules += [
-        ("lam.head", lam.head in ("features", "flow"), "must be features or flow"),
-        ("lam.head", lam.head != "flow" or (job.encoder.kind, job.encoder.tubelet) == ("patch", 1),
-         "flow needs pixel features: encoder.kind patch with encoder.tubelet 1"),
-        ("lam.flow_grid", lam.head != "flow" or (
-            lam.flow_grid % (lam.grid // max(lam.token_merge, 1)) == 0),
-         "must be a multiple of the merged token grid (grid / lam.token_merge)"),
-        ("lam.idm_input", lam.idm_input in ("pair", "difference"), "must be pair or difference"),
-        ("lam.change_weight", lam.change_weight >= 0, "must be ≥ 0"),
-        ("lam.flow_l1", lam.flow_l1 >= 0, "must be ≥ 0"),
-        ("lam.latent_grid", lam.latent_grid == 1 or (
-            lam.kind == "latent" and lam.latent_grid == lam.grid // max(lam.token_merge, 1)),
-         "must be 1 or, for latent models, the merged token grid (grid / lam.token_merge)"),
-        ("lam.cell_modulation", not lam.cell_modulation or lam.latent_grid > 1,
-         "needs a latent grid (lam.latent_grid > 1)"),
-        ("lam.idm_radius", lam.idm_radius >= 0, "must be ≥ 0 (0: attention across the frame)"),
-        ("train.reg_warmup_start", 0.0 <= t.reg_warmup_start <= 1.0, "must be in [0, 1]"),
-    ]
-    grid = job.lam.grid
-    for key in ("token_merge", "idm_token_merge"):
-        k = getattr(job.lam, key)
-        rules.append((f"lam.{key}", k >= 1 and grid % k == 0,
-                      f"must divide the token grid ({grid} tokens per row)"))
-    k = job.controller.token_merge
-    rules.append(("controller.token_merge", k >= 1 and grid % k == 0,
-                  f"must divide the token grid ({grid} tokens per row)"))
     for key, ok, message in rules:
         if not ok:
             raise ConfigError(f"{key}: {message}")
-    check_sources(job)
-    miniwild_config(job)  # raises ConfigError naming data.miniwild.<key>
-    if d.mixture is not None:
-        if d.source != "miniwild":
-            raise ConfigError(f"data.mixture: mixes MiniWild scenes, needs source: miniwild "
-                              f"(got {d.source})")
+    for check, cfg in ((LatentActionModel.check, job.lam), (Controller.check, job.controller)):
         try:
-            mixture_weights(d.mixture)
-        except ValueError as e:
-            raise ConfigError(f"data.mixture: {e}") from e
-
-
-def miniwild_config(job: JobConfig):
-    """The MiniWild generator settings of a run: its frames, size and fps, plus
-    ``data.miniwild``.
-
-    Raises:
-        ConfigError: naming ``data.miniwild.<key>`` for an unknown field or a bad value.
-    """
-    from lam_core.data.miniwild import MiniWildConfig
-
-    d, enc = job.data, job.encoder
-    valid = {f.name for f in dataclasses.fields(MiniWildConfig)} - {"num_frames", "size", "fps"}
-    given = d.miniwild or {}
-    unknown = sorted(set(given) - valid)
-    if unknown:
-        raise ConfigError(f"data.miniwild.{unknown[0]}: unknown MiniWild setting (valid: "
-                          f"{', '.join(sorted(valid))})")
-    options = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
-    try:
-        return MiniWildConfig(num_frames=d.num_frames, size=enc.image_size, fps=enc.fps,
-                              **options)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"data.miniwild: {e}") from e
+            check(cfg)
+        except ValueError as e:  # the message starts with the dotted key
+            raise ConfigError(str(e)) from None
+    check_data(job)
 
 
 def load_job_config(config: str | Path | None, overrides: list[str] | tuple[str, ...] = (),

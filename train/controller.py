@@ -18,12 +18,8 @@ see ``train/export.py``) and whose controller is the trained one.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +27,7 @@ import torch.nn.functional as F
 from lam_core.checkpoint import build_component, load_component
 from lam_core.config import ConfigError
 from train.common import Trainer, training_record, write_final
-from train.config import JobConfig, load_job_config, parse_cli
+from train.config import JobConfig, job_main
 from train.data import (
     data_description,
     features_of,
@@ -122,10 +118,7 @@ def train(job: JobConfig, resume: str | None = None,
     return final
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_cli(argv, __doc__.splitlines()[0])
-    train(load_job_config(args.config, args.overrides, DEFAULTS), resume=args.resume)
-
+main = job_main(train, __doc__, DEFAULTS)
 
 if __name__ == "__main__":
     main()

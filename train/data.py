@@ -1,8 +1,8 @@
-"""Data of the training scripts (docs/DESIGN.md#data-sources): MiniWild, the action-labeled worlds
-or a video folder, encoded on the fly by the frozen encoder or read from a feature cache (paper §4:
-the encoder stays frozen, so its features can be computed once); or, for scale, a stream of
-WebDataset shards and weighted mixtures of sources (``data.source: shards``, ``data.sources``; see
-train/sources.py and docs/SCALE.md).
+"""Data of the training scripts (docs/DESIGN.md#sources-of-a-run): the clips of the run's sources
+(:mod:`train.sources`: :func:`build_dataset`, :func:`data_description`), encoded on the fly by
+the frozen encoder or read from a feature cache (paper §4: the encoder stays frozen, so its
+features can be computed once); for scale, a stream of WebDataset shards and weighted mixtures of
+sources (``data.source: shards``, ``data.sources``; docs/SCALE.md).
 """
 
 from __future__ import annotations
@@ -24,62 +24,20 @@ from lam_core.data.cache import (
     build_feature_cache,
     read_index,
 )
-from train.config import JobConfig, miniwild_config
-from train.sources import build_stream, build_validation, describe_sources, is_stream
+from train.job import JobConfig
+from train.sources import build_dataset, build_stream, data_description, is_stream
 
-
-def build_dataset(job: JobConfig, split: str) -> Dataset:
-    """The raw clips of a split: ``{"video": (T, 3, H, W)[, "actions": (K-1, A)]}``.
-
-    Args:
-        job: the run config (``data`` and the encoder's size, tubelet and fps).
-        split: ``"train"`` (``data.train_clips`` clips) or ``"val"`` (``data.val_clips``).
-
-    Returns:
-        A map-style dataset; for ``data.source: shards`` and ``data.sources`` the training split
-        is an endless ``ClipStream`` (an IterableDataset) and the validation split map-style.
-    """
-    d, enc = job.data, job.encoder
-    if is_stream(job):
-        return build_stream(job) if split == "train" else build_validation(job)
-    length = d.train_clips if split == "train" else d.val_clips
-    if d.source == "miniwild":
-        from lam_core.data.miniwild import MiniWildDataset
-        from lam_core.data.scenes import MixtureDataset
-
-        cfg = miniwild_config(job)
-        if d.mixture is not None:
-            return MixtureDataset(cfg, d.mixture, length=length, split=split)
-        return MiniWildDataset(cfg, length=length, split=split)
-    if d.source == "world":
-        from lam_core.data.worlds import ActionWorldDataset
-
-        return ActionWorldDataset(d.world, length=length, split=split,
-                                  num_steps=d.num_frames // enc.tubelet, tubelet=enc.tubelet)
-    from lam_core.data.folders import VideoFolderDataset
-
-    return VideoFolderDataset(d.folder, num_frames=d.num_frames, fps=enc.fps, size=enc.image_size,
-                              split=split, seed=job.train.seed)
-
-
-def data_description(job: JobConfig, split: str) -> dict:
-    """What a feature cache holds, compared with ``index.json`` when the cache is reused."""
-    d = job.data
-    if is_stream(job):
-        return {**describe_sources(job), "split": split}
-    desc = {"source": d.source, "split": split, "num_frames": d.num_frames,
-            "clips": d.train_clips if split == "train" else d.val_clips}
-    if d.source == "world":
-        desc["world"] = d.world
-    if d.source == "miniwild" and d.mixture is not None:
-        from lam_core.data.scenes import mixture_weights
-
-        desc["mixture"] = mixture_weights(d.mixture)  # the scenes' probabilities
-    if d.source == "miniwild" and d.miniwild:
-        desc["miniwild"] = dict(d.miniwild)
-    if d.source == "folder":
-        desc["folder"] = str(Path(d.folder).resolve())
-    return desc
+__all__ = [
+    "build_dataset",
+    "data_description",
+    "encode",
+    "ensure_cache",
+    "features_of",
+    "fit_video",
+    "load_frozen_encoder",
+    "training_data",
+    "validation_batches",
+]
 
 
 def load_frozen_encoder(job: JobConfig) -> nn.Module:

@@ -13,13 +13,9 @@ loudly. A randomly initialised LPIPS backbone is never used. Paper optimiser: Mu
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 from torch import nn
@@ -28,7 +24,7 @@ from lam_core.checkpoint import build_component
 from lam_core.config import ConfigError
 from lam_core.models import Decoder
 from train.common import Trainer, write_final
-from train.config import JobConfig, load_job_config, parse_cli
+from train.config import JobConfig, job_main
 from train.data import build_dataset, encode, fit_video, load_frozen_encoder, validation_batches
 
 DEFAULTS = {"train": {"lr_adamw": 3e-4, "weight_decay": 0.01}}
@@ -152,10 +148,7 @@ def train(job: JobConfig, resume: str | None = None,
     return final
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_cli(argv, __doc__.splitlines()[0])
-    train(load_job_config(args.config, args.overrides, DEFAULTS), resume=args.resume)
-
+main = job_main(train, __doc__, DEFAULTS)
 
 if __name__ == "__main__":
     main()

@@ -15,11 +15,7 @@ import argparse
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 

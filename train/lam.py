@@ -14,21 +14,23 @@ L1 on held-out clips every ``eval_every`` steps; the copy-last-step baseline is 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import torch
 
-from lam_core.checkpoint import CheckpointError, build_component
-from lam_core.config import ConfigError
+from lam_core.checkpoint import (
+    WEIGHTS_NAME,
+    build_component,
+    load_state_checked,
+    read_component_config,
+    read_training_record,
+)
+from lam_core.config import ConfigError, config_to_dict
 from lam_core.models import LatentActionModel
 from lam_core.pipeline import resolve_path
 from train.common import Trainer, training_record, write_final
-from train.config import JobConfig, load_job_config, parse_cli
+from train.config import JobConfig, component_folder, job_main
 from train.data import (
     data_description,
     features_of,
@@ -95,9 +97,6 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def init_record(folder: str) -> dict:
     """The training record of the LAM in ``folder`` (pipeline or lam component; ``{}`` if none),
     without loading its weights: what a resumed warm-started run adds its own steps to."""
-    from lam_core.checkpoint import read_training_record
-    from train.config import component_folder
-
     path = resolve_path(folder)
     if path is None:
         raise ConfigError(f"--init-from {folder}: no such folder")
@@ -114,15 +113,6 @@ def warm_start(lam: LatentActionModel, folder: str, log=print) -> dict:
         ConfigError: the folder is missing or its LAM config differs from the run's in a setting
             that shapes the model (named keys).
     """
-    from lam_core.checkpoint import (
-        WEIGHTS_NAME,
-        load_state_checked,
-        read_component_config,
-        read_training_record,
-    )
-    from lam_core.config import config_to_dict
-    from train.config import component_folder
-
     path = resolve_path(folder)
     if path is None:
         raise ConfigError(f"--init-from {folder}: no such folder")
@@ -215,14 +205,7 @@ def train(job: JobConfig, resume: str | None = None,
     return final
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_cli(argv, __doc__.splitlines()[0])
-    try:
-        job = load_job_config(args.config, args.overrides)
-        train(job, resume=args.resume, init_from=args.init_from)
-    except (ConfigError, CheckpointError) as e:  # a one-line error, not a traceback
-        raise SystemExit(f"error: {e}") from None
-
+main = job_main(train, __doc__, warm_start=True)
 
 if __name__ == "__main__":
     main()

@@ -1,9 +1,9 @@
 """A folder of real video files as a dataset of fixed-length clips (docs/DESIGN.md#video-files).
 
-Clips are sampled at the paper's rate (16 frames at 4 fps, §4) with
-:func:`lam_core.video.read_video` (decord, PyAV fallback), resized and centre-cropped. The
-train/val split is by file, decided by a hash of the file's path relative to the root, so it does
-not change when files are added elsewhere.
+Clips are sampled at the paper's rate (16 frames at 4 fps, §4), resized, centre-cropped and
+tensorised by a :class:`lam_core.processing.ClipProcessor` (decoded by :mod:`lam_core.video`:
+decord, PyAV fallback). The train/val split is by file, decided by a hash of the file's path
+relative to the root, so it does not change when files are added elsewhere.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lam_core.clip import frames_to_tensor
-from lam_core.video import VideoDecodeError, probe_video, read_video
+from lam_core.processing import ClipProcessor
+from lam_core.video import VideoDecodeError, probe_video
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ class VideoFolderDataset(torch.utils.data.Dataset):
         if not self.root.is_dir():
             raise ValueError(f"video folder {self.root} does not exist or is not a folder")
         self.num_frames, self.fps, self.size, self.seed = num_frames, fps, size, seed
+        self.processor = ClipProcessor(fps=fps, image_size=size)
         self.epoch = 0
         files = sorted(p for p in self.root.rglob("*")
                        if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
@@ -106,10 +107,7 @@ class VideoFolderDataset(torch.utils.data.Dataset):
         window = self.num_frames / (self.fps or info["fps"])
         rng = np.random.default_rng([self.seed, self.epoch, i])
         start = rng.uniform(0, max(duration - window, 0.0))
-        clip = read_video(path, fps=self.fps, max_frames=self.num_frames, size=self.size,
-                          start=start)
-        frames = clip.frames
-        if len(frames) < self.num_frames:  # short file: repeat the last frame
-            pad = np.repeat(frames[-1:], self.num_frames - len(frames), axis=0)
-            frames = np.concatenate([frames, pad])
-        return {"video": frames_to_tensor(frames), "path": str(path)}
+        video = self.processor.read(path, max_frames=self.num_frames, start=start).video
+        if len(video) < self.num_frames:  # short file: repeat the last frame
+            video = torch.cat([video, video[-1:].expand(self.num_frames - len(video), -1, -1, -1)])
+        return {"video": video, "path": str(path)}

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lam_core.clip import Clip
-from lam_core.data.miniwild import MiniWildConfig, _random_colors
+from lam_core.data.common import MiniWildConfig, _random_colors
 from lam_core.data.scenes import _bilinear, _bounce, _finish, _pick_photo, step_velocities
 
 __all__ = ["LAYER_KINDS", "LayerSettings", "render_layers"]

@@ -1,41 +1,52 @@
 """MiniWild: seeded procedural stand-in for in-the-wild video (docs/DESIGN.md#miniwild; the
-paper's data, §4).
+paper's data, §4). One clip of any scene, datasets of them, and mixtures of scenes by weight.
 
 The paper trains on YoutubeTemporal-1B: many embodiments, moving cameras, distractors. MiniWild
-makes small clips with those traits, rendered directly at the target size with vectorised numpy:
+renders small clips with those traits directly at the target size with vectorised numpy. Its
+scenes (``MiniWildConfig.scene``, :data:`RENDERERS`):
 
-- a background cut from a real photograph (scikit-image's bundled images, loaded once) or a
-  procedural texture (gradients, stripes, smooth colour blobs), larger than the frame;
-- a camera that pans and zooms over it;
-- 0-3 agents of different embodiments (discs, boxes, stick figures with swinging limbs, textured
-  patches cut from photos) that move with smooth velocities, turn, grow or shrink, enter and leave;
-- distractors: an oscillating patch of "leaves" (high-frequency texture moving back and forth),
-  global flicker and sensor noise.
+- ``"wild"`` (:mod:`lam_core.data.wild`): a panning, zooming camera, agents of several
+  embodiments, distractors;
+- ``"pan"``, ``"movers"`` (:mod:`lam_core.data.scenes`) and ``"layers"``
+  (:mod:`lam_core.data.layers`): motion that changes at random every step.
 
-Two simpler scenes whose motion changes at random every step live in :mod:`lam_core.data.scenes`
-(``scene="pan"``, ``"movers"``). Ground truth (agent states, camera) goes to ``clip.meta`` for
-evaluation only; training never reads it.
-Coordinates: ``x`` is the column, ``y`` the row, both in pixels; a frame pixel ``(row i, col j)``
-sees the background point ``center + ((j, i) - (size - 1) / 2) / zoom``.
+What they share (settings, photos, textures, seeds) is :mod:`lam_core.data.common`; this module
+sits above every scene. Ground truth (agent states, camera) goes to ``clip.meta`` for evaluation
+only; training never reads it.
 """
 
 from __future__ import annotations
 
-import functools
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 
-import numpy as np
 import torch
 
 from lam_core.clip import Clip, frames_to_tensor
+from lam_core.data.common import (  # the shared names, importable from here as before
+    EMBODIMENTS,
+    PHOTOS,
+    SCENES,
+    VAL_SEED_START,
+    MiniWildConfig,
+    load_photos,
+    procedural_texture,
+    split_seeds,
+)
+from lam_core.data.layers import render_layers
+from lam_core.data.scenes import choose_scene, mixture_weights, render_movers, render_pan
+from lam_core.data.wild import render_wild
 
 __all__ = [
     "EMBODIMENTS",
     "PHOTOS",
+    "RENDERERS",
     "SCENES",
+    "VAL_SEED_START",
     "MiniWildConfig",
     "MiniWildDataset",
+    "MixtureDataset",
     "benchmark",
     "generate_clip",
     "load_photos",
@@ -43,401 +54,29 @@ __all__ = [
     "split_seeds",
 ]
 
-PHOTOS = (
-    "astronaut", "camera", "chelsea", "coffee", "coins", "rocket",
-    "hubble_deep_field", "moon", "brick", "grass", "gravel",
-)  # fmt: skip
-EMBODIMENTS = ("disc", "box", "stick", "patch")
-SCENES = ("wild", "pan", "movers", "layers")  # "wild": here; the others: lam_core.data.scenes
-VAL_SEED_START = 10**9  # validation clips use seeds >= this; training seeds stay below
-
-
-@dataclass
-class MiniWildConfig:
-    """What MiniWild clips look like. Speeds are per frame; lengths in pixels of a 64 px frame
-    (scaled with ``size``)."""
-
-    num_frames: int = 16
-    size: int = 64
-    fps: float = 4.0
-    min_agents: int = 0
-    max_agents: int = 3
-    embodiments: tuple[str, ...] = EMBODIMENTS
-    photo_probability: float = 0.6  # background from a photo, else a procedural texture
-    camera_motion_probability: float = 0.7
-    max_pan: float = 2.5  # background pixels per frame
-    zoom_range: tuple[float, float] = (0.8, 1.3)  # zoom of the first frame
-    zoom_probability: float = 0.4  # probability that the zoom changes during the clip
-    max_zoom_rate: float = 0.03  # change of log zoom per frame
-    agent_speed: tuple[float, float] = (0.5, 3.0)
-    leaves_probability: float = 0.3
-    flicker_probability: float = 0.2
-    noise_probability: float = 0.5
-    max_noise: float = 6.0  # standard deviation of sensor noise, in 0-255 units (at most 20)
-    canvas: int = 160  # side of a procedural background
-    scene: str = "wild"  # one of SCENES; the fields below are for the other scenes only
-    # every step draws a new velocity: zero with still_probability, else a uniform direction and a
-    # speed uniform in [min_speed, max_speed] (camera or mover, frame pixels per frame)
-    still_probability: float = 0.2
-    min_speed: float = 0.5
-    max_speed: float = 4.0
-    view: tuple[float, float] = (64.0, 128.0)  # photo pixels across the frame (pan, movers)
-    pan_zoom_probability: float = 0.2  # the pan zooms, log rate <= max_zoom_rate per frame
-    rotation_probability: float = 0.2  # the pan rotates, at most max_rotation degrees per frame
-    max_rotation: float = 2.0
-    scene_noise_probability: float = 0.3  # sensor noise, sigma <= scene_max_noise (0-255 units)
-    scene_max_noise: float = 3.0
-    min_movers: int = 1
-    max_movers: int = 2
-    mover_size: tuple[float, float] = (12.0, 24.0)  # side or diameter of a mover
-    mover_kinds: tuple[str, ...] = ("disc", "box", "patch")  # lam_core.data.scenes.MOVER_KINDS
-    layer_speed: tuple[float, float] = (0.5, 8.0)  # "layers": own speed of a moving layer
-
-    def __post_init__(self) -> None:
-        if self.scene not in SCENES:
-            raise ValueError(f"scene must be one of {SCENES}, got {self.scene!r}")
-        if not (0 <= self.still_probability <= 1 and 0 <= self.min_speed <= self.max_speed
-                and 1 <= self.min_movers <= self.max_movers and 0 <= self.scene_max_noise <= 20
-                and len(self.layer_speed) == 2 and 0 <= self.layer_speed[0] <= self.layer_speed[1]):
-            raise ValueError("need 0 <= still_probability <= 1, 0 <= min_speed <= max_speed, "
-                             "1 <= min_movers <= max_movers, 0 <= scene_max_noise <= 20 and "
-                             "0 <= layer_speed[0] <= layer_speed[1]")
-        unknown = set(self.embodiments) - set(EMBODIMENTS)
-        if unknown or not self.embodiments:
-            raise ValueError(f"embodiments must be a non-empty subset of {EMBODIMENTS}")
-        if not self.mover_kinds or set(self.mover_kinds) - {"disc", "box", "patch"}:
-            raise ValueError("mover_kinds must be a non-empty subset of ('disc', 'box', 'patch')")
-        if not 1 <= self.max_noise <= 20:
-            raise ValueError(f"max_noise must be in [1, 20], got {self.max_noise}")
-        if not 0 <= self.min_agents <= self.max_agents:
-            raise ValueError(f"need 0 <= min_agents <= max_agents, got {self.min_agents}, "
-                             f"{self.max_agents}")
-
-
-@functools.cache
-def load_photos(short_side: int = 200) -> tuple[np.ndarray, ...]:
-    """scikit-image's bundled photos (:data:`PHOTOS`) as RGB uint8, shrunk by whole factors
-    (block means) to a shorter side of about ``short_side``. Loaded once, then cached."""
-    import skimage.data
-
-    photos = []
-    for name in PHOTOS:
-        image = np.asarray(getattr(skimage.data, name)())
-        if image.ndim == 2:
-            image = np.repeat(image[..., None], 3, axis=2)
-        image = image[..., :3]
-        k = max(1, min(image.shape[:2]) // short_side)
-        h, w = image.shape[0] // k * k, image.shape[1] // k * k
-        image = image[:h, :w].reshape(h // k, k, w // k, k, 3).mean(axis=(1, 3))
-        photos.append(np.ascontiguousarray(image.round().astype(np.uint8)))
-    return tuple(photos)
-
-
-@functools.cache
-def _noise_bank(n: int = 1 << 20) -> np.ndarray:
-    """Fixed Gaussian noise, int16 with standard deviation 64 (cut at 6 sigma); clips read a seeded
-    window of it (drawing fresh noise for every clip would cost more than rendering it)."""
-    noise = np.random.default_rng(12345).standard_normal(n, dtype=np.float32) * 64
-    return np.clip(np.rint(noise), -384, 384).astype(np.int16)
-
-
-@functools.cache
-def _blob_basis(side: int, knots: int) -> np.ndarray:
-    """``(side, knots)`` linear interpolation matrix from ``knots`` control points to ``side``."""
-    pos = np.linspace(0, knots - 1, side)
-    return np.maximum(0.0, 1.0 - np.abs(pos[:, None] - np.arange(knots)[None])).astype(np.float32)
-
-
-def _random_colors(rng: np.random.Generator, n: int) -> np.ndarray:
-    """``(n, 3)`` float32 saturated-ish colours in 0-255."""
-    hue = rng.uniform(0, 1, n)
-    rgb = np.clip(np.abs((hue[:, None] * 6 + np.array([0, 4, 2])) % 6 - 3) - 1, 0, 1)
-    value, sat = rng.uniform(0.45, 1.0, (n, 1)), rng.uniform(0.4, 1.0, (n, 1))
-    return (255 * value * (1 - sat * (1 - rgb))).astype(np.float32)
-
-
-def _texture_channels(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """:func:`procedural_texture` as float32 channels first, ``(3, height, width)``."""
-    y = np.arange(height, dtype=np.float32)[:, None]
-    x = np.arange(width, dtype=np.float32)[None, :]
-    layers = []
-    for kind in rng.choice(3, size=rng.integers(1, 3), replace=False):
-        c0, c1 = _random_colors(rng, 2)[:, :, None, None]
-        angle = rng.uniform(0, 2 * np.pi)
-        ramp = x * np.float32(np.cos(angle)) + y * np.float32(np.sin(angle))  # (H, W)
-        if kind == 0:  # gradient
-            t = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1.0)
-        elif kind == 1:  # stripes, soft or hard
-            t = 0.5 + 0.5 * np.sin(ramp * np.float32(rng.uniform(0.15, 0.8) + rng.uniform(0, 6.3)))
-            t = (t > 0.5).astype(np.float32) if rng.random() < 0.5 else t
-        else:  # smooth blobs: low-resolution colours interpolated up
-            knots = int(rng.integers(3, 9))
-            low = rng.uniform(0, 255, (3, knots, knots)).astype(np.float32)
-            layers.append(_blob_basis(height, knots) @ low @ _blob_basis(width, knots).T)
-            continue
-        layers.append(c0 + (c1 - c0) * t)
-    return layers[0] if len(layers) == 1 else (layers[0] + layers[1]) * np.float32(0.5)
-
-
-def procedural_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A random procedural texture: a mix of linear gradients, stripes and smooth colour blobs.
-
-    Args:
-        rng: source of randomness.
-        height: rows.
-        width: columns.
-
-    Returns:
-        ``(height, width, 3)`` uint8 image.
-    """
-    image = _texture_channels(rng, height, width)
-    return np.ascontiguousarray(np.clip(image, 0, 255).astype(np.uint8).transpose(1, 2, 0))
-
-
-def _smooth_path(rng: np.random.Generator, n: int, speed: float) -> tuple[np.ndarray, np.ndarray]:
-    """Displacements ``(n, 2)`` from the start and headings ``(n,)`` of a smoothly turning walk."""
-    t = np.arange(n, dtype=np.float64)
-    heading = (rng.uniform(0, 2 * np.pi) + rng.normal(0, 0.15) * t
-               + rng.uniform(0, 0.6) * np.sin(t * rng.uniform(0.2, 0.8) + rng.uniform(0, 6.3)))
-    speeds = speed * (1 + 0.3 * np.sin(t * rng.uniform(0.1, 0.5) + rng.uniform(0, 6.3)))
-    steps = speeds[:, None] * np.stack([np.cos(heading), np.sin(heading)], axis=1)
-    return np.concatenate([np.zeros((1, 2)), np.cumsum(steps[:-1], axis=0)]), heading
-
-
-def _camera(rng: np.random.Generator, cfg: MiniWildConfig, canvas_hw: tuple[int, int]):
-    """Camera ``center`` ``(T, 2)`` xy in background pixels and ``zoom`` ``(T,)``, kept so that the
-    whole view stays on the background."""
-    n, s = cfg.num_frames, cfg.size
-    t = np.arange(n)
-    zoom = np.full(n, rng.uniform(*cfg.zoom_range))
-    if rng.random() < cfg.zoom_probability:
-        zoom *= np.exp(rng.uniform(-1, 1) * cfg.max_zoom_rate * (t - (n - 1) / 2))
-    zoom = np.maximum(zoom, (s + 2) / (min(canvas_hw) - 2))  # the view must fit on the canvas
-    half = (s / 2 + 1) / zoom.min()
-    center = np.zeros((n, 2))
-    for axis, extent in ((0, canvas_hw[1]), (1, canvas_hw[0])):
-        room = extent - 2 * half  # how far the centre may travel
-        pan = 0.0
-        if rng.random() < cfg.camera_motion_probability:
-            pan = float(np.clip(rng.uniform(-1, 1) * cfg.max_pan * (n - 1), -room, room))
-        start = rng.uniform(half - min(pan, 0), extent - half - max(pan, 0))
-        center[:, axis] = start + pan * t / max(n - 1, 1)
-    return center, zoom
-
-
-def _pack(rgb, axis: int = -1) -> np.ndarray:
-    """RGB values in 0-255 (channels along ``axis``) to one uint32 per pixel (red in the low
-    byte)."""
-    r, g, b = np.moveaxis(np.clip(np.asarray(rgb), 0, 255).astype(np.uint32), axis, 0)
-    return r | (g << 8) | (b << 16)
-
-
-def _unpack(packed: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`_pack`: ``(...)`` uint32 to ``(..., 3)`` uint8."""
-    return np.stack([(packed >> k).astype(np.uint8) for k in (0, 8, 16)], axis=-1)
-
-
-@functools.cache
-def _packed_photos() -> tuple[tuple[np.ndarray, bool], ...]:
-    """Each photo packed (one uint32 per pixel) and whether it is grey."""
-    return tuple((_pack(p), bool(np.array_equal(p[..., 0], p[..., 1])
-                                 and np.array_equal(p[..., 0], p[..., 2]))) for p in load_photos())
-
-
-def _disc(xs, ys, x, y, radius) -> np.ndarray:
-    """``(T, H, W)`` mask of discs centred at ``(x, y)`` ``(T,)`` with radii ``(T,)``."""
-    return (xs - x[:, None, None]) ** 2 + (ys - y[:, None, None]) ** 2 < (radius**2)[:, None, None]
-
-
-def _draw_disc(frames, xs, ys, fx, fy, radius, angle, color, rng) -> None:
-    frames[_disc(xs, ys, fx, fy, radius)] = _pack(color)
-    # a darker dot shows which way the disc faces
-    dx, dy = fx + 0.55 * radius * np.cos(angle), fy + 0.55 * radius * np.sin(angle)
-    frames[_disc(xs, ys, dx, dy, 0.3 * radius)] = _pack(color * 0.4)
-
-
-def _rotated(xs, ys, fx, fy, half, angle):
-    """Agent-frame coordinates ``(u, v)`` in units of ``half`` for every pixel, ``(T, H, W)``."""
-    c = (np.cos(angle) / half).astype(np.float32)[:, None, None]
-    s = (np.sin(angle) / half).astype(np.float32)[:, None, None]
-    dx, dy = xs - fx[:, None, None], ys - fy[:, None, None]
-    return dx * c + dy * s, dy * c - dx * s
-
-
-def _draw_box(frames, xs, ys, fx, fy, half, angle, color, rng) -> None:
-    u, v = _rotated(xs, ys, fx, fy, half, angle)
-    inside = (np.abs(u) < 1) & (np.abs(v) < rng.uniform(0.4, 0.9))
-    frames[inside] = _pack(color)
-    frames[inside & (u > 0.6)] = _pack(color * 0.6)  # the front is darker: turning shows
-
-
-def _draw_patch(frames, xs, ys, fx, fy, half, angle, color, rng) -> None:
-    photo, p = _packed_photos()[rng.integers(len(PHOTOS))][0], 16
-    top, left = rng.integers(0, photo.shape[0] - p), rng.integers(0, photo.shape[1] - p)
-    texture = photo[top : top + p, left : left + p]
-    u, v = _rotated(xs, ys, fx, fy, half, angle)
-    inside = (np.abs(u) < 1) & (np.abs(v) < 1)
-    iu = np.clip(((u[inside] + 1) * (p / 2)).astype(np.int64), 0, p - 1)
-    iv = np.clip(((v[inside] + 1) * (p / 2)).astype(np.int64), 0, p - 1)
-    frames[inside] = texture[iv, iu]
-
-
-def _draw_stick(frames, xs, ys, fx, fy, length, angle, color, phase) -> None:
-    """A stick figure whose body axis points along ``angle - pi/2`` (upright when angle = 0)."""
-    n, h, w = frames.shape
-    up = np.stack([np.sin(angle), -np.cos(angle)], axis=1) * length[:, None]  # hip -> neck
-    side = np.stack([-up[:, 1], up[:, 0]], axis=1)
-    hip = np.stack([fx, fy], axis=1) - 0.2 * up
-    neck = hip + up
-    swing = 0.6 * np.sin(phase)[:, None]
-
-    def limb(root, sign, reach):
-        return root + reach * (-up * np.cos(swing) + sign * side * np.sin(swing))
-
-    segments = [(hip, neck), (hip, limb(hip, 1, 0.9)), (hip, limb(hip, -1, 0.9)),
-                (neck, limb(neck, -1, 0.7)), (neck, limb(neck, 1, 0.7))]
-    a = np.stack([s[0] for s in segments], axis=1)  # (T, S, 2)
-    b = np.stack([s[1] for s in segments], axis=1)
-    lin = np.linspace(0, 1, 12)[None, None, :, None]
-    pts = (a[:, :, None] + (b - a)[:, :, None] * lin).reshape(n, -1, 2)  # (T, P, 2)
-    thick = np.array([[0, 0], [1, 0], [0, 1], [1, 1]])
-    pix = (np.floor(pts)[:, :, None] + thick[None, None]).reshape(n, -1, 2).astype(np.int64)
-    tt = np.broadcast_to(np.arange(n)[:, None], pix.shape[:2])
-    ok = (pix[..., 0] >= 0) & (pix[..., 0] < w) & (pix[..., 1] >= 0) & (pix[..., 1] < h)
-    packed = _pack(color)
-    frames[tt[ok], pix[..., 1][ok], pix[..., 0][ok]] = packed
-    head = neck + 0.3 * up
-    frames[_disc(xs, ys, head[:, 0], head[:, 1], 0.28 * length)] = packed
-
-
-def _leaves(rng, frames, iy, ix, cfg: MiniWildConfig, center) -> None:
-    """Foliage fixed in the scene whose texture shakes back and forth."""
-    tile = _pack(_random_colors(rng, 1)[0] * rng.uniform(0.3, 1.2, (16, 16, 1)))
-    cx, cy = center + rng.uniform(-1, 1, 2) * cfg.size / 3
-    rx, ry = rng.uniform(6, 18, 2) * cfg.size / 64
-    ex, ey = (((ix - cx) / rx) ** 2).astype(np.float32), (((iy - cy) / ry) ** 2).astype(np.float32)
-    inside = ex + ey < 1  # (T, H, W)
-    t = np.arange(cfg.num_frames)
-    shift = np.rint(rng.uniform(2, 5) * np.sin(t * rng.uniform(1.5, 3.0) + rng.uniform(0, 6.3)))
-    shift = shift.astype(np.int64)[:, None, None]
-    sy = np.broadcast_to((iy + shift // 2) % 16, inside.shape)[inside]
-    sx = np.broadcast_to((ix + shift) % 16, inside.shape)[inside]
-    frames[inside] = tile[sy, sx]
-
-
-def _background(rng: np.random.Generator, cfg: MiniWildConfig):
-    """A packed background ``(Hc, Wc)`` uint32, its description, and a tint for grey photos."""
-    if rng.random() < cfg.photo_probability:
-        index = int(rng.integers(len(PHOTOS)))
-        canvas, grey = _packed_photos()[index]
-        tint = _random_colors(rng, 1)[0] / 255 * 0.6 + 0.4 if grey else None
-        return canvas, f"photo:{PHOTOS[index]}", tint
-    return _pack(_texture_channels(rng, cfg.canvas, cfg.canvas), axis=0), "texture", None
+RENDERERS: dict[str, Callable[[int, MiniWildConfig], Clip]] = {  # one per name of SCENES
+    "wild": render_wild,
+    "pan": render_pan,
+    "movers": render_movers,
+    "layers": render_layers,
+}
 
 
 def generate_clip(seed: int, cfg: MiniWildConfig | None = None) -> Clip:
-    """Render one MiniWild clip; the same ``seed`` and ``cfg`` always give the same frames.
+    """Render one MiniWild clip of ``cfg.scene``; the same ``seed`` and ``cfg`` always give the
+    same frames.
 
     Args:
         seed: the clip's seed.
-        cfg: the generator's settings (default :class:`MiniWildConfig`).
+        cfg: the generator's settings (default :class:`MiniWildConfig`: the ``"wild"`` scene).
 
     Returns:
-        A clip of ``(num_frames, size, size, 3)`` uint8 frames at ``cfg.fps``. ``meta`` holds
-        ``seed``, ``background``, ``camera = {"center", "offset", "zoom"}`` (per frame: centre in
-        background pixels ``(T, 2)``, pan relative to frame 0 ``(T, 2)``, zoom ``(T,)``; at zoom 1
-        a background point moves in the frame by ``-(offset_t - offset_0)``), ``agents`` (in
-        drawing order, later ones occlude earlier ones: ``kind``, ``color``, per-frame
-        ``position`` ``(T, 2)`` xy in frame pixels, ``angle`` ``(T,)`` radians, ``scale`` ``(T,)``
-        on-screen size in pixels, ``visible`` ``(T,)`` centre inside the frame) and
-        ``distractors``. Scenes other than ``"wild"`` come from :mod:`lam_core.data.scenes`.
+        A clip of ``(num_frames, size, size, 3)`` uint8 frames at ``cfg.fps``; its ``meta``:
+        :func:`~lam_core.data.wild.render_wild` (``"wild"``),
+        :func:`~lam_core.data.scenes.render_pan` (the others).
     """
     cfg = cfg or MiniWildConfig()
-    if cfg.scene != "wild":
-        from lam_core.data.scenes import generate_scene  # imports this module: import here
-
-        return generate_scene(seed, cfg)
-    rng = np.random.default_rng(seed)
-    n, s, u = cfg.num_frames, cfg.size, cfg.size / 64
-
-    canvas, background, tint = _background(rng, cfg)
-    flip = rng.random() < 0.5
-    center, zoom = _camera(rng, cfg, canvas.shape)
-    grid = np.arange(s, dtype=np.float32) - (s - 1) / 2
-    iy = np.floor(center[:, 1, None, None] + grid[None, :, None] / zoom[:, None, None] + 0.5)
-    ix = np.floor(center[:, 0, None, None] + grid[None, None, :] / zoom[:, None, None] + 0.5)
-    iy = np.clip(iy, 0, canvas.shape[0] - 1).astype(np.int64)  # (T, H, 1)
-    ix = np.clip(ix, 0, canvas.shape[1] - 1).astype(np.int64)  # (T, 1, W)
-    column = canvas.shape[1] - 1 - ix if flip else ix  # a mirrored background
-    frames = canvas.ravel().take(iy * canvas.shape[1] + column)  # (T, H, W) packed
-    if tint is not None:  # grey photo: colour it through a lookup table
-        frames = _pack(np.arange(256)[:, None] * tint).take(frames & 255)
-
-    distractors = {"leaves": bool(rng.random() < cfg.leaves_probability)}
-    if distractors["leaves"]:
-        _leaves(rng, frames, iy, ix, cfg, center[0])
-
-    pix = np.arange(s, dtype=np.float32)
-    xs, ys = pix[None, None, :], pix[None, :, None]
-    agents = []
-    for _ in range(int(rng.integers(cfg.min_agents, cfg.max_agents + 1))):
-        kind = str(rng.choice(cfg.embodiments))
-        color = _random_colors(rng, 1)[0]
-        speed = rng.uniform(*cfg.agent_speed) * u
-        start_frame = rng.uniform(-0.2, 1.2, 2) * (s - 1)  # may start outside and walk in
-        start = center[0] + (start_frame - (s - 1) / 2) / zoom[0]
-        moves, heading = _smooth_path(rng, n, speed)
-        heading = heading.astype(np.float32)
-        world = start + moves  # (T, 2) background pixels
-        position = ((world - center) * zoom[:, None] + (s - 1) / 2).astype(np.float32)
-        growth = np.exp(rng.uniform(-0.4, 0.4) * (np.arange(n) - (n - 1) / 2) / max(n - 1, 1))
-        size = rng.uniform(4, 9) * u if kind != "stick" else rng.uniform(9, 15) * u
-        scale = (size * growth * zoom).astype(np.float32)
-        fx, fy = position[:, 0], position[:, 1]
-        if kind == "stick":  # upright with a sway; limbs swing with the distance walked
-            t = np.arange(n, dtype=np.float32)
-            angle = 0.3 * np.sin(t * rng.uniform(0.3, 1.0) + rng.uniform(0, 6.3))
-            walked = np.linalg.norm(np.diff(world, axis=0), axis=1)
-            phase = np.concatenate([[0.0], np.cumsum(walked)]) / (0.25 * size)
-            _draw_stick(frames, xs, ys, fx, fy, scale, angle, color, phase + rng.uniform(0, 6))
-        else:
-            angle = heading
-            draw = {"disc": _draw_disc, "box": _draw_box, "patch": _draw_patch}[kind]
-            draw(frames, xs, ys, fx, fy, scale, angle, color, rng)
-        agents.append({
-            "kind": kind, "color": _unpack(_pack(color)), "position": position,
-            "angle": np.asarray(angle, np.float32), "scale": scale,
-            "visible": (fx >= 0) & (fx <= s - 1) & (fy >= 0) & (fy <= s - 1),
-        })
-
-    frames = _unpack(frames)  # (T, H, W, 3) uint8
-    # flicker and noise in int16: gain in 1/64 steps, noise sigma in 1/4 steps (float is 5x slower)
-    flicker = rng.random() < cfg.flicker_probability
-    sigma = rng.uniform(1.0, cfg.max_noise) if rng.random() < cfg.noise_probability else 0.0
-    if flicker or sigma:
-        x = frames.astype(np.int16)
-        if flicker:
-            gain = 1 + rng.uniform(0.04, 0.15) * np.sin(np.arange(n) * rng.uniform(1, 3)
-                                                        + rng.uniform(0, 6.3))
-            gain64 = np.rint(gain * 64).astype(np.int16)
-            distractors["flicker"] = gain64 / np.float32(64)
-            x *= gain64[:, None, None, None]
-            x >>= 6
-        if sigma:
-            k = max(1, round(sigma * 4))
-            distractors["noise"] = k / 4
-            bank = _noise_bank(max(1 << 20, 1 << (2 * x.size).bit_length()))
-            offset = int(rng.integers(0, bank.size - x.size))
-            noise = bank[offset : offset + x.size].reshape(x.shape) * np.int16(k)
-            noise >>= 8
-            x += noise
-        frames = np.clip(x, 0, 255, out=x).astype(np.uint8)
-
-    camera = {"center": center.astype(np.float32), "zoom": zoom.astype(np.float32),
-              "offset": (center - center[0]).astype(np.float32)}
-    meta = {"generator": "miniwild", "seed": int(seed), "background": background,
-            "camera": camera, "agents": agents, "distractors": distractors}
-    return Clip(frames=frames, fps=cfg.fps, meta=meta)
+    return RENDERERS[cfg.scene](seed, cfg)
 
 
 def benchmark(n: int = 200, cfg: MiniWildConfig | None = None) -> float:
@@ -456,25 +95,6 @@ def benchmark(n: int = 200, cfg: MiniWildConfig | None = None) -> float:
     for seed in range(n):
         generate_clip(seed, cfg)
     return n / (time.process_time() - begin)
-
-
-def split_seeds(length: int, split: str = "train", seed_offset: int = 0) -> range:
-    """Seeds of a procedural split: train ``seed_offset + i``, val ``10**9 + seed_offset + i``.
-
-    Args:
-        length: number of items.
-        split: ``"train"`` or ``"val"``.
-        seed_offset: first seed of the split, relative to its start.
-
-    Returns:
-        the seeds; training seeds stay below :data:`VAL_SEED_START`, so the splits never overlap.
-    """
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-    first = seed_offset + (VAL_SEED_START if split == "val" else 0)
-    if split == "train" and first + length > VAL_SEED_START:
-        raise ValueError(f"training seeds must stay below {VAL_SEED_START}")
-    return range(first, first + length)
 
 
 class MiniWildDataset(torch.utils.data.Dataset):
@@ -499,3 +119,39 @@ class MiniWildDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         """``{"video": (T, 3, H, W) float32 in [0, 1]}``."""
         return {"video": frames_to_tensor(generate_clip(self.seeds[i], self.cfg).frames)}
+
+
+class MixtureDataset(torch.utils.data.Dataset):
+    """MiniWild clips of several scenes mixed by weight; item ``i`` of a split is always the same
+    clip: its scene is drawn by a generator seeded with the item's seed, then the clip is
+    ``generate_clip(seed, replace(cfg, scene=scene))``.
+
+    Args:
+        cfg: generator settings (its ``scene`` is replaced by each item's).
+        weights: scene → weight, e.g. ``{"pan": 2, "movers": 1, "wild": 1}``.
+        length: number of clips.
+        split: ``"train"`` or ``"val"`` (seeds from :func:`split_seeds`: never shared).
+        seed_offset: first seed of the split, relative to its start.
+    """
+
+    def __init__(self, cfg: MiniWildConfig | None, weights: Mapping[str, float],
+                 length: int = 10_000, split: str = "train", seed_offset: int = 0) -> None:
+        self.cfg = cfg or MiniWildConfig()
+        self.probabilities = mixture_weights(weights)
+        self.seeds = split_seeds(length, split, seed_offset)
+        self._configs = {name: replace(self.cfg, scene=name) for name in self.probabilities}
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def scene(self, i: int) -> str:
+        """The scene of item ``i``."""
+        return choose_scene(self.seeds[i], self.probabilities)
+
+    def clip(self, i: int) -> Clip:
+        """Item ``i`` as a clip (with its ground truth in ``meta``)."""
+        return generate_clip(self.seeds[i], self._configs[self.scene(i)])
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        """``{"video": (T, 3, H, W) float32 in [0, 1]}``."""
+        return {"video": frames_to_tensor(self.clip(i).frames)}

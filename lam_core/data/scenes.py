@@ -15,9 +15,12 @@ scaled with ``size``).
   disc, a box with a darker front, a framed photo patch) in a colour far from the background,
   drawn with anti-aliased edges; they bounce at the frame border, so they stay fully in view.
 
-:class:`MixtureDataset` draws each item's scene from weights (``data.mixture`` of the training
-recipes). Photos: scikit-image's and scikit-learn's bundled ones, licences in
-:data:`PHOTO_SOURCES`. Coordinates: ``x`` is the column, ``y`` the row, in pixels.
+:func:`mixture_weights` and :func:`choose_scene` draw each item's scene from weights
+(``data.mixture`` of the training recipes; the dataset is
+:class:`lam_core.data.miniwild.MixtureDataset`). Photos: scikit-image's and scikit-learn's bundled
+ones, licences in :data:`PHOTO_SOURCES`. Coordinates: ``x`` is the column, ``y`` the row, in
+pixels. The helpers here (photos, bilinear sampling, bounces, noise) also draw the ``"layers"``
+scene (:mod:`lam_core.data.layers`).
 """
 
 from __future__ import annotations
@@ -25,38 +28,34 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from lam_core.clip import Clip, frames_to_tensor
-from lam_core.data.miniwild import (
+from lam_core.clip import Clip
+from lam_core.data.common import (
+    MOVER_KINDS,
     PHOTOS,
     SCENES,
     MiniWildConfig,
     _noise_bank,
     _random_colors,
-    generate_clip,
     load_photos,
     procedural_texture,
-    split_seeds,
 )
 
 __all__ = [
     "MOVER_KINDS",
     "PHOTO_SOURCES",
-    "MixtureDataset",
     "choose_scene",
-    "generate_scene",
     "load_scene_photos",
     "mixture_weights",
     "pan_over",
+    "render_movers",
+    "render_pan",
     "step_velocities",
 ]
 
-MOVER_KINDS = ("disc", "box", "patch")
 MIXTURE_STREAM = 0x6D6978  # the scene choice's random stream, apart from the clip's own
 _SKIMAGE = "scikit-image (skimage.data)"
 _SKLEARN = "scikit-learn (sklearn.datasets.load_sample_images)"
@@ -181,7 +180,20 @@ def _finish(rng: np.random.Generator, frames: np.ndarray, cfg: MiniWildConfig):
     return np.clip(frames + 0.5, 0, 255).astype(np.uint8), distractors
 
 
-def _pan(seed: int, cfg: MiniWildConfig) -> Clip:
+def render_pan(seed: int, cfg: MiniWildConfig) -> Clip:
+    """Render one ``"pan"`` clip; the same ``seed`` and ``cfg`` always give the same frames.
+
+    Returns:
+        A clip of ``(num_frames, size, size, 3)`` uint8 frames at ``cfg.fps``. ``meta`` holds
+        ``generator``, ``scene``, ``seed``, ``background`` (``photo:<name>`` or ``texture``),
+        ``camera`` (``offset`` ``(T, 2)``: xy of the window centre relative to frame 0 in frame
+        pixels, content at step t appears displaced by ``-offset[t]``; ``velocity`` ``(T-1, 2)``
+        its steps; ``zoom`` ``(T,)`` frame pixels per photo pixel; ``rotation`` ``(T,)`` radians;
+        ``center`` ``(T, 2)`` in photo pixels), ``agents`` (as the ``"wild"`` scene's: ``kind``,
+        ``color``, ``position`` ``(T, 2)`` xy frame pixels, ``angle`` ``(T,)``, ``scale`` ``(T,)``
+        half the side or the radius, ``visible`` ``(T,)``; plus ``velocity`` ``(T-1, 2)``) and
+        ``distractors``. The ``"movers"`` and ``"layers"`` scenes' ``meta`` has the same keys.
+    """
     rng = np.random.default_rng(seed)
     n, s = cfg.num_frames, cfg.size
     name, photo, tint = _pick_photo(rng)
@@ -268,7 +280,8 @@ def _still_background(rng: np.random.Generator, cfg: MiniWildConfig):
     return frame, f"photo:{name}", center, zoom
 
 
-def _movers(seed: int, cfg: MiniWildConfig) -> Clip:
+def render_movers(seed: int, cfg: MiniWildConfig) -> Clip:
+    """Render one ``"movers"`` clip (``meta``: as :func:`render_pan`'s)."""
     rng = np.random.default_rng(seed)
     n, s, u = cfg.num_frames, cfg.size, cfg.size / 64
     background, description, center, zoom = _still_background(rng, cfg)
@@ -335,34 +348,6 @@ def _movers(seed: int, cfg: MiniWildConfig) -> Clip:
     return Clip(frames=frames, fps=cfg.fps, meta=meta)
 
 
-def generate_scene(seed: int, cfg: MiniWildConfig) -> Clip:
-    """Render one ``"pan"``, ``"movers"`` or ``"layers"`` clip (``"layers"``: see
-    :mod:`lam_core.data.layers`, its ``meta`` adds to the one below; ``generate_clip`` calls this
-    for these scenes); the same ``seed`` and ``cfg`` always give the same frames.
-
-    Args:
-        seed: the clip's seed.
-        cfg: the generator's settings; ``cfg.scene`` picks the scene.
-
-    Returns:
-        A clip of ``(num_frames, size, size, 3)`` uint8 frames at ``cfg.fps``. ``meta`` holds
-        ``generator``, ``scene``, ``seed``, ``background`` (``photo:<name>`` or ``texture``),
-        ``camera`` (``offset`` ``(T, 2)``: xy of the window centre relative to frame 0 in frame
-        pixels, content at step t appears displaced by ``-offset[t]``; ``velocity`` ``(T-1, 2)``
-        its steps; ``zoom`` ``(T,)`` frame pixels per photo pixel; ``rotation`` ``(T,)`` radians;
-        ``center`` ``(T, 2)`` in photo pixels), ``agents`` (as the ``"wild"`` scene's: ``kind``,
-        ``color``, ``position`` ``(T, 2)`` xy frame pixels, ``angle`` ``(T,)``, ``scale`` ``(T,)``
-        half the side or the radius, ``visible`` ``(T,)``; plus ``velocity`` ``(T-1, 2)``) and
-        ``distractors``.
-    """
-    from lam_core.data.layers import render_layers  # imports this module: import here
-
-    scenes = {"pan": _pan, "movers": _movers, "layers": render_layers}
-    if cfg.scene not in scenes:
-        raise ValueError(f"generate_scene renders {tuple(scenes)}, got {cfg.scene!r}")
-    return scenes[cfg.scene](seed, cfg)
-
-
 def mixture_weights(weights: Mapping) -> dict[str, float]:
     """Check scene weights and normalise them.
 
@@ -399,39 +384,3 @@ def choose_scene(seed: int, probabilities: Mapping[str, float]) -> str:
         if draw < total:
             return name
     return name
-
-
-class MixtureDataset(torch.utils.data.Dataset):
-    """MiniWild clips of several scenes mixed by weight; item ``i`` of a split is always the same
-    clip: its scene is drawn by a generator seeded with the item's seed, then the clip is
-    ``generate_clip(seed, replace(cfg, scene=scene))``.
-
-    Args:
-        cfg: generator settings (its ``scene`` is replaced by each item's).
-        weights: scene → weight, e.g. ``{"pan": 2, "movers": 1, "wild": 1}``.
-        length: number of clips.
-        split: ``"train"`` or ``"val"`` (seeds from :func:`split_seeds`: never shared).
-        seed_offset: first seed of the split, relative to its start.
-    """
-
-    def __init__(self, cfg: MiniWildConfig | None, weights: Mapping[str, float],
-                 length: int = 10_000, split: str = "train", seed_offset: int = 0) -> None:
-        self.cfg = cfg or MiniWildConfig()
-        self.probabilities = mixture_weights(weights)
-        self.seeds = split_seeds(length, split, seed_offset)
-        self._configs = {name: replace(self.cfg, scene=name) for name in self.probabilities}
-
-    def __len__(self) -> int:
-        return len(self.seeds)
-
-    def scene(self, i: int) -> str:
-        """The scene of item ``i``."""
-        return choose_scene(self.seeds[i], self.probabilities)
-
-    def clip(self, i: int) -> Clip:
-        """Item ``i`` as a clip (with its ground truth in ``meta``)."""
-        return generate_clip(self.seeds[i], self._configs[self.scene(i)])
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        """``{"video": (T, 3, H, W) float32 in [0, 1]}``."""
-        return {"video": frames_to_tensor(self.clip(i).frames)}

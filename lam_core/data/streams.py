@@ -47,7 +47,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lam_core.data.shards import (
     ShardError,
@@ -57,6 +56,7 @@ from lam_core.data.shards import (
     resolve_shards,
     shard_samples,
 )
+from lam_core.processing import ClipProcessor
 
 __all__ = ["MIX_BLOCK", "ClipStream", "MapSource", "ShardSource", "StreamSource", "buffer_order"]
 
@@ -257,7 +257,8 @@ class ClipStream(torch.utils.data.IterableDataset):
         seed: seeds the source draws.
         keys: item entries kept (``("video",)`` or ``("features",)``; others, e.g. ``actions``,
             are dropped so that every source's items stack into one batch).
-        size: videos are resized (area) to ``size × size`` when they have another size.
+        size: videos are centre-cropped and resized to ``size × size`` when they have another
+            size (:meth:`lam_core.processing.ClipProcessor.fit`).
         with_keys: also yield ``"key"``, a string naming the source and the clip (tests).
 
     Raises:
@@ -276,6 +277,7 @@ class ClipStream(torch.utils.data.IterableDataset):
         self.sources, self.seed = list(sources), seed
         self.probabilities = np.asarray(weights) / sum(weights)
         self.keys, self.size, self.with_keys = tuple(keys), size, with_keys
+        self.processor = ClipProcessor(fps=None, image_size=size)
         self.configure()
 
     def configure(self, rank: int = 0, world: int = 1, batch_size: int = 1,
@@ -333,9 +335,8 @@ class ClipStream(torch.utils.data.IterableDataset):
             if k not in item:
                 raise KeyError(f"source {source} gave no {k!r} (it has {sorted(item)})")
             out[k] = item[k]
-        video = out.get("video")
-        if self.size is not None and video is not None and video.shape[-2:] != (self.size,) * 2:
-            out["video"] = F.interpolate(video, size=(self.size, self.size), mode="area")
+        if out.get("video") is not None:
+            out["video"] = self.processor.fit(out["video"])
         if self.with_keys:
             out["key"] = f"{source}:{item.get('key', '?')}"
         return out

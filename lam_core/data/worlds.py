@@ -22,15 +22,17 @@ import numpy as np
 import torch
 
 from lam_core.clip import Clip, frames_to_tensor
-from lam_core.data.miniwild import (
+from lam_core.data.common import (
     PHOTOS,
     load_photos,
     procedural_texture,
     split_seeds,
 )
+from lam_core.data.pusht import record_pusht_clip
 
 __all__ = [
     "EFFECTOR_COLOR",
+    "WORLDS",
     "WORLD_FPS",
     "ActionWorldDataset",
     "DriveWorld",
@@ -315,6 +317,10 @@ def drive_episode(seed: int, horizon: int = 8, tubelet: int = 2):
     return _episode(DriveWorld(seed), horizon, tubelet, "smooth", "poses")
 
 
+CLIP_MAKERS = {"reach": make_reach_clip, "drive": make_drive_clip, "pusht": record_pusht_clip}
+WORLDS = tuple(CLIP_MAKERS)  # the action worlds, by name (data.world, data.sources, reports)
+
+
 class ActionWorldDataset(torch.utils.data.Dataset):
     """Clips with real actions: ``{"video": (T, 3, H, W) float32 in [0, 1], "actions": (K-1, A)}``.
 
@@ -329,14 +335,9 @@ class ActionWorldDataset(torch.utils.data.Dataset):
 
     def __init__(self, world: str = "reach", length: int = 1000, split: str = "train",
                  num_steps: int = 8, tubelet: int = 2, seed_offset: int = 0) -> None:
-        if world not in ("reach", "drive", "pusht"):
-            raise ValueError(f"world must be 'reach', 'drive' or 'pusht', got {world!r}")
-        if world == "pusht":
-            from lam_core.data.pusht import record_pusht_clip
-
-            self._make = record_pusht_clip
-        else:
-            self._make = make_reach_clip if world == "reach" else make_drive_clip
+        if world not in CLIP_MAKERS:
+            raise ValueError(f"world must be one of {', '.join(WORLDS)}, got {world!r}")
+        self._make = CLIP_MAKERS[world]
         self.world, self.num_steps, self.tubelet = world, num_steps, tubelet
         self.seeds = split_seeds(length, split, seed_offset)
 

@@ -25,6 +25,7 @@ from lam_core.eval.metrics import (
     pixel_metrics,
     rollout_pixel_metrics,
 )
+from lam_core.operations import one_step_errors
 from lam_core.pipeline import LatentActionPipeline
 
 
@@ -122,11 +123,11 @@ def capacity(
         truth = s[:, context:]
         roll.append(feature_l1(pred, truth))
         copy.append(feature_l1(s[:, context - 1 : context].expand_as(truth), truth))
-        one_step.append(float(pipeline.one_step_errors(s).mean()) * len(x))
+        one_step.append(float(one_step_errors(pipeline, s).mean()) * len(x))
         if z is not None and (len(x) > 1 or z_prev is not None):
             # each clip gets the latents of its neighbour in the batch (or in the previous one)
             other = z.roll(1, dims=0) if len(x) > 1 else z_prev[-1:]
-            shuffled.append(float(pipeline.one_step_errors(s, latents=other).mean()) * len(x))
+            shuffled.append(float(one_step_errors(pipeline, s, latents=other).mean()) * len(x))
             n_shuffled += len(x)
         z_prev = z
         last = x[:, context * tub - 1 : context * tub]

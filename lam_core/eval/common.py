@@ -2,7 +2,7 @@
 progress callbacks.
 
 Held-out data is MiniWild's validation split (seeds ≥ 10⁹, never seen in training) unless the
-caller passes clips of its own (e.g. real videos read with :func:`lam_core.video.read_video`).
+caller passes clips of its own (e.g. real videos read with :func:`read_clips`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import torch
 
 from lam_core.clip import Clip
 from lam_core.pipeline import LatentActionPipeline
+from lam_core.processing import ClipProcessor, VideoLike
+from lam_core.video import VideoDecodeError
 
 Progress = Callable[[float, str], None]
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov")
@@ -46,17 +48,21 @@ def heldout_clips(n: int, num_frames: int = 16, size: int = 64, seed_offset: int
     return [generate_clip(s, cfg) for s in split_seeds(n, "val", seed_offset)]
 
 
-def read_clips(folder: str | Path, fps: float, max_frames: int = 16) -> list[Clip]:
+def read_clips(
+    folder: str | Path, fps: float, max_frames: int = 16, size: int | None = None
+) -> list[Clip]:
     """Every readable video in ``folder`` (sorted by name) at ``fps``, at most ``max_frames``
-    frames each; files that cannot be decoded or are too short are skipped."""
-    from lam_core.video import VideoDecodeError, read_video
-
+    frames each, read by a :class:`~lam_core.processing.ClipProcessor`: centre-cropped and
+    resized to ``size`` (a pipeline's ``image_size``: the clips then pass through its processor
+    untouched) or at their own size (``None``). Files that cannot be decoded or are too short
+    are skipped."""
+    processor = ClipProcessor(fps=fps, image_size=size)
     clips = []
     for path in sorted(Path(folder).iterdir()):
         if path.suffix.lower() not in VIDEO_SUFFIXES:
             continue
         try:
-            clips.append(read_video(path, fps=fps, max_frames=max_frames, min_frames=4))
+            clips.append(processor.read(path, max_frames=max_frames, min_frames=4).clip)
         except VideoDecodeError:
             continue
     return clips
@@ -64,14 +70,15 @@ def read_clips(folder: str | Path, fps: float, max_frames: int = 16) -> list[Cli
 
 def clips_to_tensor(
     pipeline: LatentActionPipeline,
-    clips: Sequence[Clip | np.ndarray],
+    clips: Sequence[VideoLike],
     max_frames: int | None = None,
 ) -> torch.Tensor:
     """Stack clips as one batch ``(B, T, 3, S, S)`` on the pipeline's device.
 
-    A :class:`Clip` is resampled to the model's fps; a uint8 array ``(T, H, W, 3)`` is taken
-    frame by frame (use that for the action worlds, whose clips repeat each frame ``tubelet``
-    times at twice the model's fps). Every clip is cut to the shortest one.
+    A :class:`Clip` is sampled at the model's fps (a processed clip keeps its sampling); a uint8
+    array ``(T, H, W, 3)`` is taken frame by frame (use that for the action worlds, whose clips
+    repeat each frame ``tubelet`` times at twice the model's fps). Every clip is cut to the
+    shortest one.
     """
     tensors = [pipeline.to_tensor(c, max_frames=max_frames) for c in clips]
     t = min(x.shape[1] for x in tensors)

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from lam_core.checkpoint import CheckpointError, read_training_record, record_sources
+from lam_core.data.worlds import WORLDS
 from lam_core.eval.capacity import capacity, model_label
 from lam_core.eval.common import Progress, heldout_clips, read_clips, sub_progress
 from lam_core.eval.controller import controller_eval
@@ -64,8 +65,6 @@ from lam_core.pipeline import PIPELINE_FORMAT, LatentActionPipeline
 from lam_core.planning import CEMConfig
 
 logger = logging.getLogger(__name__)
-
-WORLDS = ("reach", "drive", "pusht")
 
 
 @dataclass
@@ -297,7 +296,7 @@ def run_report(
                 f"{', '.join(names)})"
             )
     wild = heldout_clips(s.clips)
-    real_cache: dict[float, list] = {}
+    real_cache: dict = {}
     out: dict = {
         "settings": to_jsonable(s),
         "device": device,
@@ -324,9 +323,10 @@ def run_report(
         )
         real = images = None
         if clips is not None:
-            if pipe.fps not in real_cache:
-                real_cache[pipe.fps] = read_clips(clips, pipe.fps)
-            real = real_cache[pipe.fps] or None
+            key = (pipe.fps, pipe.image_size)  # read once per sampling and size
+            if key not in real_cache:
+                real_cache[key] = read_clips(clips, pipe.fps, size=pipe.image_size)
+            real = real_cache[key] or None
             if "images" not in real_cache:  # stills to pan over (camera-motion transfer)
                 real_cache["images"] = real_images(clips)
             images = real_cache["images"] if len(real_cache["images"]) >= 2 else None

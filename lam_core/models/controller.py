@@ -26,6 +26,8 @@ from lam_core.nn import (
     shared_rotation,
 )
 
+KINDS = ("mlp", "adapter")
+
 
 def action_mlp(action_dim: int, hidden: int, out: int) -> nn.Sequential:
     """3-layer MLP ``action_dim → hidden → hidden → out``."""
@@ -47,11 +49,12 @@ class Controller(nn.Module):
 
     def __init__(self, cfg: ControllerConfig):
         super().__init__()
+        self.check(cfg)
         self.cfg = cfg
         if cfg.kind == "mlp":
             self.action_embed = action_mlp(cfg.action_dim, cfg.hidden, cfg.latent_dim)
-        elif cfg.kind == "adapter":
-            self.merged = merged_grid(cfg.grid, cfg.token_merge, "controller.token_merge")
+        else:
+            self.merged = merged_grid(cfg.grid, cfg.token_merge)
             self.frame_proj = nn.Linear(cfg.feature_dim * cfg.token_merge**2, cfg.width)
             self.blocks = nn.ModuleList(Block(cfg.width, cfg.heads) for _ in range(2))
             self.action_embed = action_mlp(cfg.action_dim, cfg.hidden, cfg.width)
@@ -61,8 +64,13 @@ class Controller(nn.Module):
             self.norm_out = nn.LayerNorm(cfg.width)
             self.mlp = MLP(cfg.width, 4 * cfg.width)
             self.out = nn.Linear(cfg.width, cfg.latent_dim)
-        else:
-            raise ValueError(f"unknown controller kind {cfg.kind!r}; expected 'mlp' or 'adapter'")
+
+    @staticmethod
+    def check(cfg: ControllerConfig) -> None:
+        """Raise ``ValueError`` (``controller.<key>: …``) for settings the controller cannot use."""
+        if cfg.kind not in KINDS:
+            raise ValueError(f"controller.kind: must be {' or '.join(KINDS)}, not {cfg.kind!r}")
+        merged_grid(cfg.grid, cfg.token_merge, "controller.token_merge")
 
     def forward(self, actions: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         """Map actions to latent actions.

@@ -1,4 +1,5 @@
-"""The world model's flow head for pixel features (``lam.head: flow``; beyond the paper).
+"""The world model's flow head for pixel features (``lam.head: flow``, :class:`FlowHead`; beyond
+the paper).
 
 The paper's world model predicts the next step's V-JEPA 2 features. On pixel patches (the
 embedded default's exact patch encoder) a plain feature head learns the direction of motion but
@@ -28,6 +29,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from lam_core.config import LAMConfig
+from lam_core.models.head import WorldModelHead
 from lam_core.nn import split_tokens, unpatchify
 
 
@@ -87,34 +90,47 @@ def upsample_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
 
 
-class FlowHeadLayout:
-    """How the flow head's per-token outputs map to flow fields and fills.
+class FlowHead(WorldModelHead):
+    """``lam.head: flow``: how the head's per-token outputs map to flow fields and fills.
 
     Each of the ``m × m`` merged tokens outputs ``2 r²`` flow values (an ``r × r`` block of the
-    ``flow_grid × flow_grid`` field, ``r = flow_grid / m``) then ``k² D`` fill values (its pixels).
+    ``flow_grid × flow_grid`` field, ``r = flow_grid / m``, ``m = grid / token_merge``) then
+    ``k² D`` fill values (its pixels). The output layer starts at zero: no flow, no fill, so an
+    untrained model copies the last frame.
 
     Args:
-        grid: tokens per row of the feature grid.
-        merge: the world model's token merge ``k`` (``m = grid / k``).
-        patch: pixels per token side.
-        flow_grid: flow vectors per image side (a multiple of ``m``).
+        cfg: the LAM config (``grid``, ``token_merge``, ``patch_size``, ``flow_grid``).
+        width: the world model's width.
         scale: pixels per unit of the flow output.
     """
 
-    def __init__(self, grid: int, merge: int, patch: int, flow_grid: int, scale: float = 2.0):
-        self.grid, self.merge, self.patch = grid, merge, patch
-        self.merged = grid // merge
-        if patch < 1:
-            raise ValueError("the flow head needs pixel features: lam.patch_size must be set "
-                             "(it is derived from a patch encoder)")
-        if flow_grid < self.merged or flow_grid % self.merged:
-            raise ValueError(f"lam.flow_grid {flow_grid} must be a multiple of the merged token "
-                             f"grid {self.merged}")
-        self.flow_grid, self.r, self.scale = flow_grid, flow_grid // self.merged, scale
-        self.size = grid * patch
-        self.feature_dim = patch * patch * 3
+    def __init__(self, cfg: LAMConfig, width: int, scale: float = 2.0):
+        super().__init__(cfg, width)
+        self.grid, self.merge, self.patch = cfg.grid, cfg.token_merge, cfg.patch_size
+        self.merged = self.grid // self.merge
+        self.flow_grid, self.r, self.scale = cfg.flow_grid, cfg.flow_grid // self.merged, scale
+        self.size = self.grid * self.patch
         self.flow_dim = 2 * self.r * self.r
-        self.out_dim = self.flow_dim + merge * merge * self.feature_dim
+
+    @classmethod
+    def check(cls, cfg: LAMConfig) -> None:
+        pixels = 3 * cfg.patch_size**2
+        if cfg.patch_size < 1 or cfg.feature_dim != pixels:
+            raise ValueError(f"lam.head: flow needs RGB patch features (encoder.kind patch with "
+                             f"encoder.tubelet 1: lam.patch_size ≥ 1 and lam.feature_dim = 3 · "
+                             f"patch_size²), not patch_size {cfg.patch_size} and feature_dim "
+                             f"{cfg.feature_dim}")
+        merged = cfg.grid // max(cfg.token_merge, 1)
+        if merged < 1 or cfg.flow_grid < merged or cfg.flow_grid % merged:
+            raise ValueError(f"lam.flow_grid: must be a multiple of the merged token grid "
+                             f"({merged} = grid / lam.token_merge), not flow_grid {cfg.flow_grid}")
+        if cfg.flow_l1 < 0:
+            raise ValueError(f"lam.flow_l1: must be ≥ 0, not {cfg.flow_l1}")
+
+    @classmethod
+    def output_dim(cls, cfg: LAMConfig) -> int:
+        r = cfg.flow_grid // (cfg.grid // cfg.token_merge)
+        return 2 * r * r + cfg.token_merge**2 * cfg.feature_dim
 
     def split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Head outputs ``(B, S, m², out_dim)`` → flow ``(B·S, 2, H, W)`` in pixels and fill
@@ -140,6 +156,25 @@ class FlowHeadLayout:
         p, g = self.patch, self.grid
         x = image.reshape(b, -1, 3, g, p, g, p).permute(0, 1, 3, 5, 4, 6, 2)
         return x.reshape(b, x.shape[1], g * g, p * p * 3)
+
+    def next_steps(self, out, features, state=None):
+        """The last frame warped by the flow plus the fill (:func:`warp_step`), or with a
+        :class:`FlowComposer` (rollouts) composed from its anchor; the extras are the flow
+        ``(B·S, 2, H, W)``."""
+        flow, fill = self.split(out)
+        prev = self.image(features)
+        nxt = state.step(prev, flow, fill) if state is not None else warp_step(prev, flow, fill)
+        return self.features(nxt, out.shape[0]).to(features.dtype), flow
+
+    def rollout_state(self, context: torch.Tensor) -> FlowComposer:
+        """Compose the flows from the last real frame (sharp: it is sampled once)."""
+        return FlowComposer(self.image(context[:, -1:]))
+
+    def loss_terms(self, extras, cfg):
+        """``flow_px`` (the mean flow magnitude, pixels) and ``flow_l1`` times it."""
+        magnitude = extras.norm(dim=1).mean()
+        return (cfg.flow_l1 * magnitude if cfg.flow_l1 > 0 else None), {
+            "flow_px": magnitude.detach()}
 
 
 def warp_step(prev: torch.Tensor, flow: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,8 @@ from lam_core.nn import (
     shared_rotation,
 )
 
+INPUTS = ("pair", "difference")
+
 
 class InverseDynamics(nn.Module):
     """IDM.
@@ -55,13 +57,9 @@ class InverseDynamics(nn.Module):
         radius: int = 0,
     ):
         super().__init__()
-        if input not in ("pair", "difference"):
-            raise ValueError(f"unknown IDM input {input!r}; expected pair or difference")
+        self.check(grid, merge, input, cells, radius)
         self.grid, self.merge, self.input = grid, merge, input
-        self.merged = merged_grid(grid, merge, "idm_token_merge")
-        if cells < 1 or self.merged % cells:
-            raise ValueError(f"lam.latent_grid {cells} must divide the IDM's token grid "
-                             f"{self.merged}")
+        self.merged = merged_grid(grid, merge)
         self.cells = cells
         self.radius = radius
         width_in = feature_dim * merge * merge * (3 if input == "difference" else 1)
@@ -71,6 +69,21 @@ class InverseDynamics(nn.Module):
         )
         self.norm = nn.LayerNorm(cfg.width)
         self.head = nn.Linear(cfg.width, out_dim)
+
+    @staticmethod
+    def check(grid: int, merge: int = 1, input: str = "pair", cells: int = 1,
+              radius: int = 0) -> None:
+        """Raise ``ValueError`` (``lam.<key>: …``, the LAM's keys) for settings the IDM cannot
+        use (the arguments are the constructor's)."""
+        if input not in INPUTS:
+            raise ValueError(f"lam.idm_input: must be {' or '.join(INPUTS)}, not {input!r}")
+        merged = merged_grid(grid, merge, "lam.idm_token_merge")
+        if cells < 1 or merged % cells:
+            raise ValueError(f"lam.latent_grid: must divide the IDM's token grid {merged} (grid "
+                             f"/ lam.idm_token_merge), not latent_grid {cells}")
+        if radius < 0:
+            raise ValueError(f"lam.idm_radius: must be ≥ 0 (0: attention across the frame), not "
+                             f"{radius}")
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Infer raw latents for every transition.

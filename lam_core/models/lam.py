@@ -17,6 +17,8 @@ from lam_core.models.idm import InverseDynamics
 from lam_core.models.regularizers import build_regularizer
 from lam_core.models.world_model import WorldModel
 
+KINDS = ("latent", "deterministic", "action")
+
 
 @dataclass
 class LAMOutput:
@@ -28,7 +30,8 @@ class LAMOutput:
         loss: prediction L1 + regularizer loss.
         prediction_loss, regularizer_loss: the two main parts.
         stats: detached scalars for logging.
-        auxiliary_loss: the rest of ``loss`` (the flow head's ``flow_l1`` term), None if none.
+        auxiliary_loss: the rest of ``loss``: the head's term (the flow head's ``flow_l1``), None
+            if none.
     """
 
     predictions: torch.Tensor
@@ -63,10 +66,7 @@ class LatentActionModel(nn.Module):
 
     def __init__(self, cfg: LAMConfig):
         super().__init__()
-        if cfg.kind not in ("latent", "deterministic", "action"):
-            raise ValueError(
-                f"unknown LAM kind {cfg.kind!r}; expected latent, deterministic or action"
-            )
+        self.check(cfg)
         self.cfg = cfg
         if cfg.kind == "latent":
             self.regularizer = build_regularizer(cfg.regularizer)
@@ -81,6 +81,21 @@ class LatentActionModel(nn.Module):
                 cfg.idm_radius,
             )
         self.world_model = WorldModel(cfg)
+
+    @staticmethod
+    def check(cfg: LAMConfig) -> None:
+        """Every value check of a LAM config, in one place (the training config calls it too).
+
+        Raises:
+            ValueError: the message starts with the dotted key, ``lam.<key>: …``.
+        """
+        if cfg.kind not in KINDS:
+            raise ValueError(f"lam.kind: must be one of {', '.join(KINDS)}, not {cfg.kind!r}")
+        if cfg.change_weight < 0:
+            raise ValueError(f"lam.change_weight: must be ≥ 0, not {cfg.change_weight}")
+        InverseDynamics.check(cfg.grid, cfg.idm_token_merge, cfg.idm_input, cfg.latent_grid,
+                              cfg.idm_radius)
+        WorldModel.check(cfg)
 
     @property
     def uses_latents(self) -> bool:
@@ -128,16 +143,12 @@ class LatentActionModel(nn.Module):
         """
         cfg = self.cfg
         cond, reg = self.conditions(features, actions)
-        pred, flow = self.world_model.predict(features[:, :-1], cond)
+        pred, extras = self.world_model.predict(features[:, :-1], cond)
         pred_loss = prediction_l1(pred, features, cfg.change_weight)
         reg_loss = reg.loss if reg is not None else pred_loss.new_zeros(())
         stats = {k: v for k, v in reg.stats.items() if v.ndim == 0} if reg is not None else {}
-        aux = None
-        if flow is not None:
-            magnitude = flow.norm(dim=1).mean()
-            stats["flow_px"] = magnitude.detach()
-            if cfg.flow_l1 > 0:
-                aux = cfg.flow_l1 * magnitude
+        aux, head_stats = self.world_model.head.loss_terms(extras, cfg)
+        stats.update(head_stats)
         loss = pred_loss + reg_loss if aux is None else pred_loss + reg_loss + aux
         latents = cond if self.uses_latents else None
         return LAMOutput(pred, latents, loss, pred_loss, reg_loss, stats, aux)

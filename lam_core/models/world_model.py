@@ -5,10 +5,10 @@ The condition of step t (a latent action z_t, a real action a_t, or nothing for 
 model) modulates only the tokens of step t. A grid of latents (``LAMConfig.latent_grid``) is
 applied where it was inferred: each token of step t gets its own cell's embedding added, and the
 AdaLN modulation takes the mean embedding of the cells (or, with ``cell_modulation``, each
-token its own cell's). The output head predicts the next step's features
-(the paper) or, on pixel features, a flow that warps the last frame (``head: flow``,
-:mod:`lam_core.models.flow`). Training uses teacher forcing (:meth:`forward`);
-rollouts are autoregressive with a key/value cache (:meth:`rollout`).
+token its own cell's). The head (``lam.head``, :mod:`lam_core.models.heads`) is the output layer
+and decides what its outputs mean: the next step's features (the paper), or on pixel features a
+flow that warps the last frame (:mod:`lam_core.models.flow`). Training uses teacher forcing
+(:meth:`forward`); rollouts are autoregressive with a key/value cache (:meth:`rollout`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from lam_core.config import LAMConfig
-from lam_core.models.flow import FlowComposer, FlowHeadLayout, warp_step
+from lam_core.models.heads import build_head, check_head
 from lam_core.nn import (
     MLP,
     Attention,
@@ -29,7 +29,6 @@ from lam_core.nn import (
     merge_tokens,
     merged_grid,
     shared_rotation,
-    split_tokens,
 )
 
 
@@ -118,18 +117,15 @@ class WorldModel(nn.Module):
 
     def __init__(self, cfg: LAMConfig):
         super().__init__()
+        self.check(cfg)
         self.cfg = cfg
         wm = cfg.world_model
         k = cfg.token_merge
         self.grid = merged_grid(cfg.grid, k)
-        token_dim = cfg.feature_dim * k * k
-        self.proj_in = nn.Linear(token_dim, wm.width)
+        self.proj_in = nn.Linear(cfg.feature_dim * k * k, wm.width)
         per_cell = cfg.regularizer.latent_dim
         cond_dim = {"latent": per_cell, "action": cfg.action_dim, "deterministic": 0}[cfg.kind]
         self.cells = cfg.latent_cells if cfg.kind == "latent" else 1
-        if self.cells > 1 and cfg.latent_grid != self.grid:
-            raise ValueError(f"lam.latent_grid {cfg.latent_grid} must equal the world model's "
-                             f"token grid {self.grid} (grid {cfg.grid} / token_merge {k})")
         if cond_dim:
             self.cond_embed = nn.Sequential(
                 nn.Linear(cond_dim, wm.width), nn.SiLU(), nn.Linear(wm.width, wm.width)
@@ -144,18 +140,21 @@ class WorldModel(nn.Module):
         self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(wm.width, 2 * wm.width))
         nn.init.zeros_(self.final_modulation[-1].weight)
         nn.init.zeros_(self.final_modulation[-1].bias)
-        self.flow = None
-        if cfg.head == "flow":  # flow + fill per merged token (lam_core.models.flow)
-            self.flow = FlowHeadLayout(cfg.grid, k, cfg.patch_size, cfg.flow_grid)
-            if self.flow.feature_dim != cfg.feature_dim:
-                raise ValueError(f"the flow head needs RGB patch features of width "
-                                 f"{self.flow.feature_dim}, got feature_dim={cfg.feature_dim}")
-        elif cfg.head != "features":
-            raise ValueError(f"unknown world-model head {cfg.head!r}; expected features or flow")
-        self.head = nn.Linear(wm.width, self.flow.out_dim if self.flow else token_dim)
-        if cfg.predict_residual or self.flow:  # untrained model = copy the last step
-            nn.init.zeros_(self.head.weight)
-            nn.init.zeros_(self.head.bias)
+        self.head = build_head(cfg, wm.width)  # the output layer and what it means
+
+    @staticmethod
+    def check(cfg: LAMConfig) -> None:
+        """Raise ``ValueError`` (``lam.<key>: …``) for settings the world model cannot use: the
+        token merge, the latent grid (the merged token grid) and the head's own."""
+        grid = merged_grid(cfg.grid, cfg.token_merge, "lam.token_merge")
+        if cfg.latent_grid != 1 and (cfg.kind != "latent" or cfg.latent_grid != grid):
+            raise ValueError(f"lam.latent_grid: must be 1 or, for latent models, the world "
+                             f"model's merged token grid {grid} (grid {cfg.grid} / "
+                             f"lam.token_merge {cfg.token_merge}), not latent_grid "
+                             f"{cfg.latent_grid}")
+        if cfg.cell_modulation and cfg.latent_grid == 1:
+            raise ValueError("lam.cell_modulation: needs a latent grid (lam.latent_grid > 1)")
+        check_head(cfg)
 
     def embed_conditions(self, cond: torch.Tensor | None, b: int, steps: int):
         """``(B, S, C)`` or None → the step's embedding ``(B, S, W)`` and, with a latent grid,
@@ -202,24 +201,11 @@ class WorldModel(nn.Module):
         shift, scale = (mod if mod.ndim == 4 else mod[:, :, None]).chunk(2, dim=-1)
         return self.head(modulate(self.final_norm(x), shift, scale))  # B, S, n, out
 
-    def _next_steps(self, out: torch.Tensor, features: torch.Tensor, composer=None):
-        """Head outputs ``(B, S, n, out)`` and the S steps they start from ``(B, S, N, D)`` → the
-        predicted next steps ``(B, S, N, D)`` and the flow ``(B·S, 2, H, W)`` (None: features
-        head). A :class:`FlowComposer` (rollouts, S = 1) composes the flows from its anchor."""
-        cfg = self.cfg
-        if self.flow is None:
-            if cfg.predict_residual:
-                out = out + merge_tokens(features, cfg.grid, cfg.grid, cfg.token_merge)
-            return split_tokens(out, cfg.grid, cfg.grid, cfg.token_merge), None
-        flow, fill = self.flow.split(out)
-        prev = self.flow.image(features)
-        nxt = composer.step(prev, flow, fill) if composer else warp_step(prev, flow, fill)
-        return self.flow.features(nxt, out.shape[0]).to(features.dtype), flow
-
     def predict(self, features: torch.Tensor, cond: torch.Tensor | None = None):
-        """Teacher forcing with the flow: ``(ŝ_1 … ŝ_S (B, S, N, D), flow (B·S, 2, H, W) | None)``.
-        See :meth:`forward`."""
-        return self._next_steps(self._run(features, cond, 0, None), features)
+        """Teacher forcing with the head's extras: ``(ŝ_1 … ŝ_S (B, S, N, D), extras)`` (the
+        flow head's flow; see :meth:`WorldModelHead.loss_terms
+        <lam_core.models.head.WorldModelHead.loss_terms>`). See :meth:`forward`."""
+        return self.head.next_steps(self._run(features, cond, 0, None), features)
 
     def forward(self, features: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher forcing.
@@ -291,8 +277,7 @@ class WorldModel(nn.Module):
             b = max(p.shape[0] for p in parts)
             return torch.cat([p.expand(b, -1, -1) for p in parts], dim=1)
 
-        # flow head: compose the flows from the last real frame (sharp, lam_core.models.flow)
-        composer = FlowComposer(self.flow.image(context[:, -1:])) if self.flow else None
+        state = self.head.rollout_state(context)  # e.g. the flow head's FlowComposer
         preds: list[torch.Tensor] = []
         prev = context[:, -1:]
         n = self.grid * self.grid
@@ -306,7 +291,7 @@ class WorldModel(nn.Module):
                 out = self._run(prev, conditions(t, t, prev), t, cache)
             else:
                 out = self._first_step(context, conditions, cache)
-            prev = self._next_steps(out, prev, composer)[0]
+            prev = self.head.next_steps(out, prev, state)[0]
             preds.append(prev)
         return torch.cat(preds, dim=1)
 

@@ -75,10 +75,11 @@ def unpatchify(
 
 
 def merged_grid(grid: int, k: int, name: str = "token_merge") -> int:
-    """Tokens per row after :func:`merge_tokens` with ``k``; ``name`` is the setting's name in
-    the error when ``k`` does not divide ``grid``."""
+    """Tokens per row after :func:`merge_tokens` with ``k``; ``name`` is the setting's dotted key
+    in the error when ``k`` does not divide ``grid`` (the one check of every token merge)."""
     if k < 1 or grid % k:
-        raise ValueError(f"{name} {k} does not divide the token grid {grid}")
+        raise ValueError(f"{name}: must divide the token grid ({grid} tokens per row), not "
+                         f"{name.rsplit('.', 1)[-1]} {k}")
     return grid // k
 
 

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from lam_core.data import generate_clip, make_drive_clip, make_reach_clip, split_seeds
+from lam_core.data.miniwild import MiniWildConfig
+from lam_core.video import write_video
 
-from lam_core.data import generate_clip, make_drive_clip, make_reach_clip, split_seeds  # noqa: E402
-from lam_core.data.miniwild import MiniWildConfig  # noqa: E402
-from lam_core.video import write_video  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _jsonable(x):

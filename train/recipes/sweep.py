@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
 VARIANTS: dict[str, list[str]] = {
     "flow": [],  # the flagship's design: flow head, 2×2 merged tokens, D_z 16, noisy
