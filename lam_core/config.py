@@ -216,6 +216,11 @@ class ControllerConfig:
             step's tokens, a 3-layer action MLP, cross-attention from the action token to the frame
             tokens, a linear layer to D_z).
         token_merge: the adapter merges ``k × k`` feature tokens into one first (1: none).
+        latent_grid: the LAM's latent grid (``LAMConfig.latent_grid``). With ``g > 1`` the adapter
+            answers per cell: the action's embedding joins every merged frame token (one per
+            cell: ``g`` must equal the merged grid), a self-attention block lets the cells
+            agree, and each token gives its cell's latent — the cell where the agent is moves,
+            the others stay, as the LAM's own latents do.
     """
 
     kind: str = "adapter"
@@ -227,6 +232,7 @@ class ControllerConfig:
     heads: int = 4
     hidden: int = 256
     token_merge: int = 1
+    latent_grid: int = 1
 
 
 COMPONENTS: dict[str, type] = {

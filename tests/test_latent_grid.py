@@ -176,3 +176,28 @@ def test_a_local_idm_keeps_a_far_change_out_of_a_cells_latent():
     lam = LatentActionModel(cfg).eval()
     z, z2 = (lam.infer_latents(f).unflatten(-1, (16, -1)) for f in (feats, moved))
     assert ((z2 - z).abs().amax(-1) > 0).all()  # attention across the frame: every cell
+
+
+def test_a_grid_controller_answers_per_cell_and_a_shared_start_broadcasts():
+    from lam_core.models import Controller
+
+    cfg = get_preset("tiny-pixel").controller
+    cfg.latent_grid, cfg.latent_dim = 4, 16 * 8
+    torch.manual_seed(0)
+    ctrl = Controller(cfg).eval()
+    feats, actions = torch.rand(3, 2, 16, 192), torch.rand(3, 2, 2)
+    z = ctrl(actions, feats)
+    assert z.shape == (3, 2, 128)
+    shared = ctrl(actions, feats[:1])  # one start for three action sequences
+    assert torch.allclose(shared[0], z[0], atol=1e-6)
+    moved = feats.clone()
+    moved[:, :, 0] += 1.0  # the frame changes: the cells' answers change
+    assert not torch.allclose(ctrl(actions, moved), z)
+    cfg.latent_grid = 2
+    with pytest.raises(ValueError, match="controller.latent_grid"):
+        Controller(cfg)
+
+
+def test_a_grid_lams_controller_config_follows_its_grid():
+    job = load_job_config(CONFIG, ["lam.latent_grid=4"])
+    assert (job.controller.latent_grid, job.controller.latent_dim) == (4, 128)

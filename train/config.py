@@ -259,7 +259,8 @@ def resolve(raw: dict) -> JobConfig:
     _set_derived(ctrl, raw.get("controller") or {}, "controller",
                  {"feature_dim": enc["dim"], "grid": grid,
                   "latent_dim": lam["regularizer"]["latent_dim"]
-                  * lam.get("latent_grid", 1) ** 2})
+                  * lam.get("latent_grid", 1) ** 2,
+                  "latent_grid": lam.get("latent_grid", 1)})
     hints = typing.get_type_hints(JobConfig)
     values = {}
     for f in dataclasses.fields(JobConfig):

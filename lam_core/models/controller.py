@@ -7,7 +7,9 @@ can be driven (and planned with) in real actions.
 * ``adapter`` (App. A): 2 self-attention blocks over the current step's tokens (optionally
   ``k × k`` merged first, like the world model's: planning runs it once per candidate and step), a
   3-layer MLP embedding of the action, cross-attention from the action token to the frame tokens,
-  then a linear layer to D_z.
+  then a linear layer to D_z. With a latent grid (``latent_grid > 1``) it answers per cell: the
+  action's embedding is added to every frame token, a third block lets the cells agree, and each
+  token's linear output is its cell's latent.
 """
 
 from __future__ import annotations
@@ -58,19 +60,29 @@ class Controller(nn.Module):
             self.frame_proj = nn.Linear(cfg.feature_dim * cfg.token_merge**2, cfg.width)
             self.blocks = nn.ModuleList(Block(cfg.width, cfg.heads) for _ in range(2))
             self.action_embed = action_mlp(cfg.action_dim, cfg.hidden, cfg.width)
-            self.norm_q = nn.LayerNorm(cfg.width)
-            self.norm_kv = nn.LayerNorm(cfg.width)
-            self.cross = CrossAttention(cfg.width, cfg.heads)
+            self.cells = cfg.latent_grid * cfg.latent_grid
+            if self.cells > 1:  # per cell: the action joins every token
+                self.cell_block = Block(cfg.width, cfg.heads)
+            else:  # one latent: the action token reads the frame
+                self.norm_q = nn.LayerNorm(cfg.width)
+                self.norm_kv = nn.LayerNorm(cfg.width)
+                self.cross = CrossAttention(cfg.width, cfg.heads)
             self.norm_out = nn.LayerNorm(cfg.width)
             self.mlp = MLP(cfg.width, 4 * cfg.width)
-            self.out = nn.Linear(cfg.width, cfg.latent_dim)
+            self.out = nn.Linear(cfg.width, cfg.latent_dim // self.cells)
 
     @staticmethod
     def check(cfg: ControllerConfig) -> None:
         """Raise ``ValueError`` (``controller.<key>: …``) for settings the controller cannot use."""
         if cfg.kind not in KINDS:
             raise ValueError(f"controller.kind: must be {' or '.join(KINDS)}, not {cfg.kind!r}")
-        merged_grid(cfg.grid, cfg.token_merge, "controller.token_merge")
+        merged = merged_grid(cfg.grid, cfg.token_merge, "controller.token_merge")
+        cells = cfg.latent_grid * cfg.latent_grid
+        if cells > 1 and (cfg.kind != "adapter" or cfg.latent_grid != merged
+                          or cfg.latent_dim % cells):
+            raise ValueError(f"controller.latent_grid: a grid of {cfg.latent_grid}² latents needs "
+                             f"the adapter with a merged token grid of the same size (got "
+                             f"{cfg.kind}, {merged}) and latent_dim a multiple of the cells")
 
     def forward(self, actions: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         """Map actions to latent actions.
@@ -101,6 +113,10 @@ class Controller(nn.Module):
             x = x.reshape(1, t, n, -1).expand(ba, -1, -1, -1).reshape(ba * t, n, -1)
         b = ba
         q = self.action_embed(actions.reshape(b * t, 1, -1))  # B*T, 1, W
+        if self.cells > 1:  # every cell's token hears the action; each gives its cell's latent
+            h = self.cell_block(x + q, pos)
+            h = h + self.mlp(self.norm_out(h))
+            return self.out(h).reshape(b, t, cfg.latent_dim)  # cells in row-major order
         q = q + self.cross(self.norm_q(q), self.norm_kv(x))
         q = q + self.mlp(self.norm_out(q))
         return self.out(q).reshape(b, t, cfg.latent_dim)
