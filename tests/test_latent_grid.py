@@ -194,7 +194,7 @@ def test_a_grid_controller_answers_per_cell_and_a_shared_start_broadcasts():
     moved[:, :, 0] += 1.0  # the frame changes: the cells' answers change
     assert not torch.allclose(ctrl(actions, moved), z)
     cfg.latent_grid = 2
-    with pytest.raises(ValueError, match="controller.latent_grid"):
+    with pytest.raises(ValueError, match=r"controller\.latent_grid"):
         Controller(cfg)
 
 
