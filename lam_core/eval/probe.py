@@ -6,7 +6,10 @@ background) are encoded, every transition's latent is paired with the true veloc
 regression fitted on half of the clips predicts the velocity of the other half. ``R²`` near 1: the
 latent holds that motion linearly; near 0: it does not (or only in a form the world model alone
 can read). For the mover the target is its velocity together with its position (a latent that
-says "something moved right" without where cannot move the right object).
+says "something moved right" without where cannot move the right object). With a grid of latents
+(``LAMConfig.latent_grid``) the probe reads what a consumer would: the camera from the mean of the
+cells, the mover from the cell it starts the step in (one cell's ``regularizer.latent_dim``
+values, so the probe is not a regression over every cell with few samples).
 """
 
 from __future__ import annotations
@@ -71,14 +74,19 @@ def latent_probe(pipeline, n_clips: int = 96, seed: int = 0,
     """
     report = progress or no_progress
     size, fps = pipeline.image_size, pipeline.fps
+    grid = pipeline.lam.cfg.latent_grid
     rows: dict[str, tuple[list, list, list]] = {}
     for k, scene in enumerate(("pan", "movers")):
         for i, clip in enumerate(_clips(scene, n_clips, size, fps, seed)):
             z = pipeline.infer_latents(clip)[0].float().cpu().numpy()  # (T-1, D_z)
+            z = z.reshape(len(z), grid * grid, -1)  # (T-1, cells, d)
             if scene == "pan":
+                z = z.mean(axis=1)
                 targets = {"camera_velocity": -clip.meta["camera"]["velocity"]}
             else:
                 agent = clip.meta["agents"][0]
+                cell = np.clip((agent["position"][:-1] * grid / size).astype(int), 0, grid - 1)
+                z = z[np.arange(len(z)), cell[: len(z), 1] * grid + cell[: len(z), 0]]
                 targets = {"mover_velocity": agent["velocity"],
                            "mover_position": agent["position"][:-1]}
             for name, y in targets.items():
