@@ -190,8 +190,10 @@ def test_report_cli_on_two_tiny_pipelines(tmp_path, capsys):
     rep = json.loads((tmp_path / "out" / "report.json").read_text())
     assert set(rep["pipelines"]) == {"reach-ac", "sparse-low"}
     sparse = rep["pipelines"]["sparse-low"]
-    assert {"capacity", "leakage", "cycle", "sampling", "fidelity"} <= set(sparse)
+    assert {"capacity", "leakage", "cycle", "sampling", "fidelity", "objects"} <= set(sparse)
     assert rep["pipelines"]["reach-ac"]["planning_reach"]["episodes"] == 2
+    assert rep["pipelines"]["reach-ac"]["reach_tracking"]["episodes"] == 2
+    assert "Objects (beyond the paper" in text
     assert (tmp_path / "out" / "plots.html").is_file()
     assert main(["--checkpoints", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
     with pytest.raises(SystemExit):  # a count below one is refused, named

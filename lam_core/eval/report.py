@@ -44,6 +44,7 @@ import torch
 
 from lam_core.checkpoint import CheckpointError, read_training_record, record_sources
 from lam_core.data.worlds import WORLDS
+from lam_core.eval.agents import reach_tracking
 from lam_core.eval.capacity import capacity, model_label
 from lam_core.eval.common import Progress, heldout_clips, read_clips, sub_progress
 from lam_core.eval.controller import controller_eval
@@ -52,6 +53,7 @@ from lam_core.eval.fidelity import transfer_fidelity
 from lam_core.eval.leakage import leakage
 from lam_core.eval.metrics import lpips_available
 from lam_core.eval.motion import camera_motion_transfer, mover_motion_transfer, real_images
+from lam_core.eval.objects import object_motion
 from lam_core.eval.planning import (
     DRIVE_CEM,
     REACH_CEM,
@@ -80,6 +82,7 @@ class ReportSettings:
     umap: bool = True
     fidelity_pairs: int = 16
     motion_pairs: int = 24
+    object_clips: int = 24  # per motion kind (smooth, random): 48 clips
     controller_clips: int = 32
     reach_cem: CEMConfig = dataclasses.field(default_factory=lambda: REACH_CEM)
     drive_cem: CEMConfig = dataclasses.field(default_factory=lambda: DRIVE_CEM)
@@ -97,6 +100,7 @@ class ReportSettings:
             umap=False,
             fidelity_pairs=2,
             motion_pairs=2,
+            object_clips=2,
             controller_clips=4,
             reach_cem=CEMConfig(samples=24, elites=4, iterations=2),
             drive_cem=CEMConfig(samples=16, elites=4, iterations=1, horizon=1),
@@ -228,12 +232,17 @@ def _jobs(pipe: LatentActionPipeline, world: str | None, s: ReportSettings, wild
             if pipe.decoder is not None:
                 add("fidelity", transfer_fidelity, n_pairs=s.fidelity_pairs, seed=s.seed)
                 add("motion_mover", mover_motion_transfer, n_pairs=s.motion_pairs, seed=s.seed)
+                add("objects", object_motion, n_clips=s.object_clips, seed=s.seed,
+                    backdrops=images or None)
                 if images:
                     add("motion_camera_real", camera_motion_transfer, images,
                         n_pairs=s.motion_pairs, seed=s.seed)
     if world is not None:
         if kind == "latent" and pipe.controller is not None:
             add("controller", controller_eval, world, n_clips=s.controller_clips, seed=s.seed)
+        can_drive = kind == "action" or (kind == "latent" and pipe.controller is not None)
+        if world == "reach" and can_drive and pipe.decoder is not None:
+            add("reach_tracking", reach_tracking, episodes=s.episodes, seed=s.seed)
         if can_plan(pipe) and world == "drive":
             add("planning_drive", drive_protocol, episodes=s.drive_episodes or s.episodes,
                 cfg=s.drive_cem, seed=s.seed)  # fmt: skip
