@@ -33,6 +33,15 @@ CSS = """
 #header p {color: var(--body-text-color-subdued); margin-top: 0;}
 .arrows button {min-width: 56px; font-size: 1.3em;}
 .small-note {font-size: 0.9em; color: var(--body-text-color-subdued);}
+/* videos whose frames carry captions: their download/share buttons sit in a strip above the
+   video, not over the last panel's caption */
+.captioned-video .wrap:not(.default) {padding-top: 30px; box-sizing: border-box;}
+/* a long checkpoint name ends in an ellipsis before the dropdown's arrow, not under it */
+.block input[role="combobox"] {padding-right: 30px; text-overflow: ellipsis;}
+/* the upload icon below the file box's floating label, not behind it */
+#latent-files .upload-container {padding-top: 34px; box-sizing: border-box;}
+/* metric names with their formula in a tooltip (studio.glossary) */
+abbr.term {cursor: help; text-decoration: underline dotted;}
 """
 HEADER = f"""
 # lam-studio
@@ -44,6 +53,14 @@ drive a world model with real actions through a controller, and follow training 
 read at the model's frame rate and capped at {MAX_SECONDS:g} s / {MAX_FRAMES} frames.
 """
 
+
+def run_all(*scripts: str) -> str:
+    """One page-load script (``launch(js=...)`` takes one function) calling each of ``scripts``
+    (each a ``() => {...}`` function)."""
+    return "() => {\n" + "\n".join(f"  ({s})();" for s in scripts) + "\n}"
+
+
+SCRIPTS = run_all(tabs.CLICK_BRIDGE, tabs_control.ARROW_KEYS)
 
 NO_CHECKPOINT = (
     "⚠ no checkpoint in `assets/checkpoints/` yet: type a pipeline folder or hub id, or start "
@@ -109,7 +126,7 @@ def launch(
         max_file_size=MAX_FILE_SIZE,
         theme=THEME,
         css=CSS,
-        js=tabs.CLICK_BRIDGE,
+        js=SCRIPTS,
         footer_links=["api", "settings"],
         **kwargs,
     )

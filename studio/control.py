@@ -8,12 +8,20 @@ per-session rollout lives in a ``gr.State`` (:class:`ControlState`).
 Planning: the CEM planner of :mod:`lam_core.planning` with the adapters of
 :mod:`lam_core.eval.planning` (reach: the DROID protocol, H=3; drive: the RECON protocol, one
 action repeated over H=8), towards the goal frame of the seed's episode; the plan is replayed in
-the real world to score it.
+the real world to score it. The defaults (:data:`PLAN_DEFAULTS`) finish in a few seconds on a CPU;
+a plan can be stopped (:func:`plan_stop`), and :func:`plan_success` says how often the plan ends
+closer to the goal than it started over a few seeds (computed on demand, then cached).
+
+A controller is trained in one world (its training record says which: :func:`controller_world`):
+the tab switches the checkpoint with the world (:func:`world_checkpoint`) and refuses to drive a
+world with a controller trained in another (:func:`world_mismatch`). After each action the
+effector is tracked in both rollouts (:func:`tracking_errors`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +31,9 @@ import plotly.graph_objects as go
 import torch
 
 from lam_core import LatentActionPipeline
-from lam_core.checkpoint import CheckpointError, read_training_record
+from lam_core.checkpoint import CheckpointError, read_training_record, record_sources
 from lam_core.data.worlds import DriveWorld, ReachWorld
+from lam_core.eval.agents import track_effector
 from lam_core.eval.planning import (
     DRIVE_CEM,
     DRIVE_HORIZON,
@@ -40,9 +49,10 @@ from lam_core.eval.planning import (
 from lam_core.pipeline import cpu_bf16, cpu_has_native_bf16
 from lam_core.planning import cem
 from studio import plots
+from studio.glossary import term
 from studio.handlers import PROGRESS, Progress, as_callback, bad_input, user_errors
 from studio.media import Panel, filmstrip, save_video, side_by_side
-from studio.models import PIPELINES, has_controller, pipeline_components
+from studio.models import PIPELINES, PipelineCache, has_controller, pipeline_components
 
 WORLDS = {"reach": ReachWorld, "drive": DriveWorld}
 MAX_STEPS = 24
@@ -63,6 +73,11 @@ HELP = {
     "drive": "drive: an egocentric camera over a photo; (forward, turn) ∈ [-1, 1]² "
     "(1 = 5 px ahead, 0.3 rad to the right).",
 }
+PLAN_DEFAULTS = {  # world → (N samples, I iterations): a plan in ~2 s on one busy CPU core
+    "reach": (100, 5),  # the DROID protocol's N=300, I=15 takes ~20 s and plans no better here
+    "drive": (120, 1),  # the RECON protocol's own: one round of 120 straight-line candidates
+}
+SUCCESS_SEEDS = 4  # seeds of the success line (plan_success)
 
 
 @dataclass
@@ -83,8 +98,10 @@ class ControlState:
 
 
 def controller_world(name: str | None) -> str | None:
-    """The world a pipeline's controller was trained in: its training record's ``data.world``,
-    else a world named in the folder's name (``controller-drive``), else None (unknown)."""
+    """The world a pipeline's controller was trained in: the world its training record's runs
+    name (``data.world``, or the ``world`` lines of a ``data.sources`` run, read with
+    :func:`lam_core.checkpoint.record_sources`; the latest run that names one), else a world named
+    in the folder's name (``controller-drive``), else None (unknown)."""
     folder = pipeline_components(name).get("controller")
     if folder is None:
         return None
@@ -93,11 +110,37 @@ def controller_world(name: str | None) -> str | None:
     except CheckpointError:
         runs = []
     for run in reversed(runs):
-        world = (run.get("data") or {}).get("world") if isinstance(run, dict) else None
-        if world in WORLDS:
-            return world
+        data = run.get("data") if isinstance(run, dict) else None
+        lines = [line for line, _ in record_sources(data) or []] or [data or {}]  # no "source"
+        worlds = {line.get("world") for line in lines if isinstance(line, dict)} & set(WORLDS)
+        if len(worlds) == 1:
+            return worlds.pop()
     named = [w for w in WORLDS if w in Path(str(name)).name]
     return named[0] if len(named) == 1 else None
+
+
+def world_mismatch(checkpoint: str | None, world: str) -> str:
+    """Empty when ``checkpoint``'s controller may drive ``world`` (trained there, or its world is
+    unknown), else a sentence saying which world it was trained in."""
+    trained = controller_world(checkpoint)
+    if trained is None or trained == world:
+        return ""
+    return (
+        f"**{checkpoint}**'s controller was trained in the {trained} world, so it cannot drive "
+        f"the {world} world: pick a {world} controller in this tab's checkpoint box, or switch "
+        f"the world back to {trained}."
+    )
+
+
+def world_checkpoint(world: str, checkpoint: str | None, choices: list[str]) -> str | None:
+    """The checkpoint for ``world``: ``checkpoint`` when its controller was trained there, else
+    the first of ``choices`` whose controller was, else ``checkpoint`` (then
+    :func:`world_mismatch` says why it cannot drive this world, or its world is unknown)."""
+    if checkpoint and controller_world(checkpoint) == world:
+        return checkpoint
+    return next(
+        (c for c in choices if has_controller(c) and controller_world(c) == world), checkpoint
+    )
 
 
 def control_checkpoint(choices: list[str], preferred: str | None = None) -> str | None:
@@ -136,12 +179,13 @@ def _step_frames(pipe: LatentActionPipeline, features: torch.Tensor) -> np.ndarr
     return frames[pipe.tubelet - 1 :: pipe.tubelet]
 
 
-def controller_note(pipe: LatentActionPipeline, checkpoint: str) -> str:
-    """Empty when ``pipe`` can be driven with real actions, else a sentence saying why not."""
+def controller_note(pipe: LatentActionPipeline, checkpoint: str, world: str | None = None) -> str:
+    """Empty when ``pipe`` can be driven with real actions (in ``world``, when given), else a
+    sentence saying why not."""
     if pipe.decoder is None:
         return f"**{checkpoint}** has no decoder: its rollouts cannot be shown."
     if can_plan(pipe):
-        return ""
+        return world_mismatch(checkpoint, world) if world and pipe.controller is not None else ""
     if pipe.controller is None:
         return (
             f"**{checkpoint}** has no controller, so it cannot be driven with real actions "
@@ -189,7 +233,7 @@ def control_reset(
         pipe = PIPELINES.get(checkpoint)
         frame = _world(world, seed).reset()
         state = ControlState(key=(str(checkpoint), world, int(seed)), real=[frame])
-        note = controller_note(pipe, str(checkpoint))
+        note = controller_note(pipe, str(checkpoint), world)
         if pipe.decoder is None:
             return None, None, None, note
         state.model = [_step_frames(pipe, _start_features(pipe, frame))[-1]]
@@ -219,6 +263,21 @@ def control_switch(
     return (world, *control_start(checkpoint, world, seed))
 
 
+def control_world(checkpoint: str | None, world: str, seed: float, choices: list[str]) -> tuple:
+    """The user picked another world: the checkpoint follows it (:func:`world_checkpoint`).
+
+    Returns:
+        ``(checkpoint, state, pair, filmstrip, status)``. When the checkpoint changes, the rest
+        is ``gr.skip()``: the checkpoint box's change event starts the rollout over
+        (:func:`control_switch`); otherwise the rollout starts over here, and the status says
+        when the checkpoint's controller was trained in another world.
+    """
+    chosen = world_checkpoint(world, checkpoint, choices)
+    if chosen != checkpoint:
+        return (chosen, *(gr.skip(),) * 4)
+    return (gr.skip(), *control_start(checkpoint, world, seed))
+
+
 def follow_checkpoint(checkpoint: str | None):
     """The studio's checkpoint, chosen above the tabs, for the Control tab's box when it has a
     controller; otherwise the Control tab keeps its own (``gr.skip()``)."""
@@ -244,7 +303,7 @@ def control_step(
         if state is None or state.key != key:
             state, *_ = control_reset(checkpoint, world, seed)
         pipe = PIPELINES.get(checkpoint)
-        note = controller_note(pipe, str(checkpoint))
+        note = controller_note(pipe, str(checkpoint), world)
         if note:
             raise bad_input(note.replace("**", ""), title="cannot drive this checkpoint")
         if len(state.actions) >= MAX_STEPS:
@@ -274,76 +333,252 @@ def arrow(world: str, button: str) -> tuple[float, float]:
     return ARROWS.get(world, ARROWS["reach"])[button]
 
 
+# ---------------------------------------------------------------------------------- tracking
+TRACK_HEADERS = {
+    "reach": ["step", "action (dx, dy)", "real cross (x, y)", "model cross (x, y)", "error px"],
+    "drive": ["step", "action (forward, turn)", "frame error (0–255)"],
+}
+
+
+def tracking_errors(world: str, real: list | np.ndarray, model: list | np.ndarray) -> dict:
+    """Per step, how far the world model's rollout is from the real world's.
+
+    Reach: the effector (the magenta cross) tracked with
+    :func:`lam_core.eval.agents.track_effector` in both rollouts; the error is the distance
+    between the two positions in pixels of the real world's frames (the model's are rescaled);
+    NaN where the cross was not found. Drive (an egocentric camera, nothing to track): the mean
+    absolute difference of the frames, in grey levels.
+
+    Args:
+        world: ``"reach"`` or ``"drive"``.
+        real, model: ``(S, H, W, 3)`` uint8 frames, one per step (the start frame first).
+
+    Returns:
+        ``{"world", "unit", "errors": (S,)}``, plus ``"real_xy"`` and ``"model_xy"`` ``(S, 2)`` for
+        reach.
+    """
+    real, model = np.asarray(real), np.asarray(model)
+    steps = min(len(real), len(model))
+    real, model = real[:steps], model[:steps]
+    if world == "reach":
+        real_xy = track_effector(real)
+        scale = np.array([real.shape[2] / model.shape[2], real.shape[1] / model.shape[1]])
+        model_xy = (track_effector(model) + 0.5) * scale - 0.5  # pixel centres
+        errors = np.linalg.norm(model_xy - real_xy, axis=1)
+        return {"world": world, "unit": "px", "errors": errors, "real_xy": real_xy,
+                "model_xy": model_xy}  # fmt: skip
+    if model.shape[1:3] != real.shape[1:3]:
+        rows = np.arange(real.shape[1]) * model.shape[1] // real.shape[1]
+        cols = np.arange(real.shape[2]) * model.shape[2] // real.shape[2]
+        model = model[:, rows][:, :, cols]
+    errors = np.abs(model.astype(np.float32) - real.astype(np.float32)).mean(axis=(1, 2, 3))
+    return {"world": world, "unit": "grey levels", "errors": errors}
+
+
+def _xy(xy: np.ndarray) -> str:
+    return "not found" if np.isnan(xy).any() else f"({xy[0]:.1f}, {xy[1]:.1f})"
+
+
+def _number(x: float, unit: str = "") -> str:
+    return "—" if not np.isfinite(x) else f"{x:.1f}{unit}"
+
+
+def control_tracking(state: ControlState | None) -> tuple[gr.Dataframe, go.Figure, str]:
+    """The tracking error of the manual rollout so far (:func:`tracking_errors`): a table (one
+    row per step), its plot and a sentence.
+
+    Returns:
+        ``(table, figure, summary Markdown)``.
+    """
+    if state is None or not state.model:
+        return (
+            gr.Dataframe(value=[], headers=TRACK_HEADERS["reach"]),
+            plots.empty_figure("press an arrow or Apply: the error per step shows here", 220),
+            "",
+        )
+    world = state.key[1]
+    t = tracking_errors(world, state.real, state.model)
+    errors = t["errors"]
+    actions = ["start", *(f"({a:+.2f}, {b:+.2f})" for a, b in state.actions)]
+    if world == "reach":
+        rows = [
+            [k, actions[k], _xy(t["real_xy"][k]), _xy(t["model_xy"][k]), _number(errors[k])]
+            for k in range(len(errors))
+        ]
+        found = errors[np.isfinite(errors)]
+        what = term("tracking error")
+        summary = (
+            f"{what} after {len(errors) - 1} action(s): the world model's cross is "
+            f"**{_number(errors[-1], ' px')}** from the real one now, "
+            f"{_number(found.mean() if found.size else np.nan, ' px')} on average over the steps"
+        )
+        lost = int(np.isnan(errors).sum())
+        summary += f" (the cross was not found in {lost} frame(s))." if lost else "."
+        y_title = "px"
+    else:
+        rows = [[k, actions[k], _number(errors[k])] for k in range(len(errors))]
+        summary = (
+            f"{term('frame error')} after {len(errors) - 1} action(s): "
+            f"**{_number(errors[-1])}** grey levels now, {_number(errors.mean())} on average."
+        )
+        y_title = "grey levels"
+    fig = (
+        plots.step_errors_figure(
+            {"world model vs real world": errors},
+            "",
+            first_step=0,
+            y_title=y_title,
+            height=220,
+            x_title="step (0 = start)",
+        )
+        if len(errors) > 1
+        else plots.empty_figure("press an arrow or Apply: the error per step shows here", 220)
+    )
+    return gr.Dataframe(value=rows, headers=TRACK_HEADERS[world]), fig, summary
+
+
 # ---------------------------------------------------------------------------------- planning
+class PlanStopped(gr.Error):
+    """The Stop button was pressed while this session's plan was running."""
+
+
+_STOPS: dict[str, threading.Event] = {}
+_STOPS_LOCK = threading.Lock()
+_SUCCESS: dict[tuple, dict] = {}  # plan_success's answers, by checkpoint, world, seeds, N, I
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "local"
+
+
+def _new_stop(request: gr.Request | None) -> threading.Event:
+    """A fresh stop flag for this session's plan (the Stop button sets it: :func:`plan_stop`)."""
+    with _STOPS_LOCK:
+        event = _STOPS[_session(request)] = threading.Event()
+    return event
+
+
+def plan_stop(request: gr.Request | None = None) -> None:
+    """Stop the plan this session is running, at the end of its current CEM iteration (the
+    button's ``cancels=`` frees the page at once; this ends the computation too)."""
+    with _STOPS_LOCK:
+        event = _STOPS.get(_session(request))
+    if event is not None:
+        event.set()
+
+
+def plan_defaults(world: str) -> tuple[gr.Slider, gr.Slider]:
+    """The N and I sliders set to ``world``'s quick defaults (:data:`PLAN_DEFAULTS`)."""
+    samples, iterations = PLAN_DEFAULTS.get(world, PLAN_DEFAULTS[DEFAULT_WORLD])
+    return gr.Slider(value=samples), gr.Slider(value=iterations)
+
+
+def _plan_config(world: str, samples: float, iterations: float):
+    horizon = DRIVE_HORIZON if world == "drive" else REACH_CEM.horizon
+    base = DRIVE_CEM if world == "drive" else REACH_CEM
+    cfg = dataclasses.replace(
+        base,
+        samples=int(samples),
+        iterations=int(iterations),
+        elites=min(base.elites, int(samples)),
+    )
+    return cfg, horizon
+
+
+def _plan(pipe: LatentActionPipeline, world: str, seed: int, cfg, horizon: int, report):
+    """Plan one episode and replay the plan in the real world.
+
+    Returns:
+        ``(episode, start features, CEM result, plan (H, A), real frames, numbers)``.
+    """
+    ep = make_episode(world, int(seed), horizon, pipe.tubelet)
+    start, goal = episode_features(pipe, ep)
+    model = planning_model(pipe, start, goal)
+    if cfg.horizon != horizon:
+        model = RepeatedAction(model, horizon)
+    bf16 = pipe.device.type == "cuda" or cpu_has_native_bf16()
+    with cpu_bf16(bf16):  # where the CPU has native bf16: ~2× faster costs, same elites
+        result = cem(
+            model,
+            ep.actions.shape[1],
+            cfg,
+            seed=int(seed),
+            device=pipe.device,
+            progress=report,
+        )
+    plan = result.plan.expand(horizon, -1) if result.plan.shape[0] == 1 else result.plan
+    w = _world(world, seed)
+    real, states = [w.reset()], [w.state]
+    for a in plan.numpy():
+        real.append(w.step(a))
+        states.append(w.state)
+    numbers = _score(world, plan.numpy(), ep.actions, np.stack(states), ep.states)
+    numbers.update(
+        world=world,
+        seed=int(seed),
+        horizon=horizon,
+        samples=cfg.samples,
+        iterations=cfg.iterations,
+        plan=plan.numpy().round(4).tolist(),
+        best_costs=result.best_costs.numpy().round(5).tolist(),
+        bf16=bf16,
+    )
+    return ep, start, result, plan, real, numbers
+
+
+def _checked(checkpoint: str | None, world: str, seed: float) -> LatentActionPipeline:
+    pipe = PIPELINES.get(checkpoint)
+    note = controller_note(pipe, str(checkpoint), world)
+    if note:
+        raise bad_input(note.replace("**", ""), title="cannot plan with this checkpoint")
+    _world(world, seed)
+    return pipe
+
+
+def _stoppable(progress: Progress | None, stop: threading.Event, start: float, span: float):
+    report = as_callback(progress)
+
+    def callback(fraction: float, message: str) -> None:
+        if stop.is_set():
+            raise PlanStopped("the plan was stopped", title="plan stopped", print_exception=False)
+        report(start + span * float(fraction), message)
+
+    return callback
+
+
 def control_plan(
     checkpoint: str | None,
     world: str,
     seed: float,
-    samples: float = REACH_CEM.samples,
-    iterations: float = REACH_CEM.iterations,
+    samples: float = PLAN_DEFAULTS[DEFAULT_WORLD][0],
+    iterations: float = PLAN_DEFAULTS[DEFAULT_WORLD][1],
     progress: Progress | None = PROGRESS,
+    request: gr.Request | None = None,
 ) -> tuple[str, go.Figure, str, dict]:
     """CEM towards the goal frame of the seed's episode, then replay the plan in the real world.
 
     Reach follows the DROID protocol (H=3 actions, K=10 elites); drive the RECON protocol (one
-    action repeated over H=8). ``samples`` (N) and ``iterations`` (I) trade quality for time.
+    action repeated over H=8). ``samples`` (N) and ``iterations`` (I) trade quality for time
+    (:data:`PLAN_DEFAULTS`: a few seconds on a CPU). The Stop button (:func:`plan_stop`) ends the
+    plan after the current iteration.
 
     Returns:
         ``(video, cost figure, summary Markdown, numbers)``; the video shows the goal, the model's
         planned rollout and the real world replaying the plan.
     """
     with user_errors("plan"):
-        pipe = PIPELINES.get(checkpoint)
-        note = controller_note(pipe, str(checkpoint))
-        if note:
-            raise bad_input(note.replace("**", ""), title="cannot plan with this checkpoint")
-        _world(world, seed)
-        report = as_callback(progress)
-        horizon = DRIVE_HORIZON if world == "drive" else REACH_CEM.horizon
-        base = DRIVE_CEM if world == "drive" else REACH_CEM
-        cfg = dataclasses.replace(
-            base,
-            samples=int(samples),
-            iterations=int(iterations),
-            elites=min(base.elites, int(samples)),
-        )
+        stop = _new_stop(request)
+        pipe = _checked(checkpoint, world, seed)
+        cfg, horizon = _plan_config(world, samples, iterations)
+        report = _stoppable(progress, stop, 0.05, 0.85)
         report(0.0, "encoding start and goal")
-        ep = make_episode(world, int(seed), horizon, pipe.tubelet)
-        start, goal = episode_features(pipe, ep)
-        model = planning_model(pipe, start, goal)
-        if cfg.horizon != horizon:
-            model = RepeatedAction(model, horizon)
-        bf16 = pipe.device.type == "cuda" or cpu_has_native_bf16()
-        with cpu_bf16(bf16):  # where the CPU has native bf16: ~2× faster costs, same elites
-            result = cem(
-                model,
-                ep.actions.shape[1],
-                cfg,
-                seed=int(seed),
-                device=pipe.device,
-                progress=lambda f, m: report(0.05 + 0.85 * f, m),
-            )
-        plan = result.plan.expand(horizon, -1) if result.plan.shape[0] == 1 else result.plan
-        report(0.92, "rolling out and replaying the plan")
+        ep, start, result, plan, real, numbers = _plan(pipe, world, seed, cfg, horizon, report)
+        if stop.is_set():
+            report(1.0, "stopped")  # raises PlanStopped
+        as_callback(progress)(0.92, "rolling out the plan")
+        numbers = {"checkpoint": checkpoint, **numbers}
         preds = pipe.rollout_with_actions(start, plan[None])
         planned = _step_frames(pipe, torch.cat([start, preds], dim=1))
-        w = _world(world, seed)
-        real, states = [w.reset()], [w.state]
-        for a in plan.numpy():
-            real.append(w.step(a))
-            states.append(w.state)
-        numbers = _score(world, plan.numpy(), ep.actions, np.stack(states), ep.states)
-        numbers.update(
-            checkpoint=checkpoint,
-            world=world,
-            seed=int(seed),
-            horizon=horizon,
-            samples=cfg.samples,
-            iterations=cfg.iterations,
-            plan=plan.numpy().round(4).tolist(),
-            best_costs=result.best_costs.numpy().round(5).tolist(),
-            bf16=bf16,
-        )
         goal_frames = np.repeat(ep.goal[-1:], horizon + 1, axis=0)
         frames = side_by_side([
             Panel("goal", goal_frames),
@@ -355,18 +590,63 @@ def control_plan(
         return video, fig, _plan_summary(numbers), numbers
 
 
+def plan_success(
+    checkpoint: str | None,
+    world: str,
+    seed: float,
+    samples: float = PLAN_DEFAULTS[DEFAULT_WORLD][0],
+    iterations: float = PLAN_DEFAULTS[DEFAULT_WORLD][1],
+    progress: Progress | None = PROGRESS,
+    request: gr.Request | None = None,
+    seeds: int = SUCCESS_SEEDS,
+) -> str:
+    """How often the plan ends closer to the goal than it started, over ``seeds`` episodes
+    (``seed``, ``seed + 1``, …) with these settings: one Markdown line.
+
+    Computed on demand (the Success button) and cached per checkpoint, world, seeds, N and I, so
+    asking again is free. "Closer" compares the distance to the goal state before and after the
+    plan is replayed in the real world (reach: the effector, px; drive: the position, map px).
+    """
+    with user_errors("plan"):
+        stop = _new_stop(request)
+        pipe = _checked(checkpoint, world, seed)
+        cfg, horizon = _plan_config(world, samples, iterations)
+        key = (PipelineCache.key(str(checkpoint)), world, int(seed), seeds, cfg.samples,
+               cfg.iterations)  # fmt: skip
+        if key not in _SUCCESS:
+            finals, starts = [], []
+            for i in range(seeds):
+                report = _stoppable(progress, stop, i / seeds, 1 / seeds)
+                report(0.0, f"seed {int(seed) + i}: planning ({i + 1}/{seeds})")
+                numbers = _plan(pipe, world, int(seed) + i, cfg, horizon, report)[-1]
+                finals.append(numbers["final_px"])
+                starts.append(numbers["start_px"])
+            _SUCCESS[key] = {"final_px": finals, "start_px": starts}
+        return _success_line(world, int(seed), cfg, _SUCCESS[key])
+
+
+def _success_line(world: str, seed: int, cfg, r: dict) -> str:
+    finals, starts = np.asarray(r["final_px"]), np.asarray(r["start_px"])
+    n, k = len(finals), int((finals < starts).sum())
+    unit = "px" if world == "reach" else "map px"
+    return (
+        f"**Over {n} seeds ({seed}–{seed + n - 1}), the plan ends closer to the goal than it "
+        f"started in {k}/{n}** (N={cfg.samples}, I={cfg.iterations}; median distance to the "
+        f"goal {np.median(starts):.1f} → {np.median(finals):.1f} {unit})."
+    )
+
+
 def _score(
     world: str, plan: np.ndarray, truth: np.ndarray, states: np.ndarray, truth_states: np.ndarray
 ) -> dict:
-    """Reach: Δ of eq. 3 and the effector's final distance to the goal (px); drive: ATE, RPE."""
+    """Reach: Δ of eq. 3 and the effector's distance to the goal (px) before and after; drive:
+    ATE, RPE and the position's distance to the goal (map px) before and after."""
+    start = float(np.linalg.norm(truth_states[0, :2] - truth_states[-1, :2]))
+    final = float(np.linalg.norm(states[-1, :2] - truth_states[-1, :2]))
     if world == "reach":
-        return {
-            "delta": reach_delta(plan, truth),
-            "final_px": float(np.linalg.norm(states[-1] - truth_states[-1])),
-            "start_px": float(np.linalg.norm(truth_states[0] - truth_states[-1])),
-        }
+        return {"delta": reach_delta(plan, truth), "final_px": final, "start_px": start}
     ate, rpe = trajectory_errors(states, truth_states)
-    return {"ate": ate, "rpe": rpe}
+    return {"ate": ate, "rpe": rpe, "final_px": final, "start_px": start}
 
 
 def _plan_summary(n: dict) -> str:
@@ -374,9 +654,11 @@ def _plan_summary(n: dict) -> str:
     if n["world"] == "reach":
         return (
             f"### Final Δ: {n['final_px']:.1f} px from the goal (started {n['start_px']:.1f} px "
-            f"away)\nΔxy of eq. 3 (action units, 1 = 6 px): **{n['delta']:.2f}**. {head}"
+            f"away)\n{term('Δxy of eq. 3')} (action units, 1 = 6 px): **{n['delta']:.2f}**. {head}"
         )
     return (
-        f"### ATE {n['ate']:.1f} px · RPE {n['rpe']:.2f} px\nStraight-line plan "
-        f"(forward, turn) = ({n['plan'][0][0]:+.2f}, {n['plan'][0][1]:+.2f}). {head}"
+        f"### {term('ATE')} {n['ate']:.1f} px · {term('RPE')} {n['rpe']:.2f} px\n"
+        f"Ends {n['final_px']:.1f} map px from the goal (started {n['start_px']:.1f}). "
+        f"Straight-line plan (forward, turn) = ({n['plan'][0][0]:+.2f}, {n['plan'][0][1]:+.2f}). "
+        f"{head}"
     )

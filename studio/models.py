@@ -180,10 +180,12 @@ PIPELINES = PipelineCache()
 
 
 def describe(pipe: LatentActionPipeline, name: str) -> str:
-    """One Markdown line about a loaded pipeline: encoder, latents, decoder, controller."""
+    """One Markdown line about a loaded pipeline: encoder, latents, decoder, controller (the
+    latent size as HTML, D<sub>z</sub>: an underscore renders as a broken glyph in the theme's
+    font)."""
     enc, lam = pipe.encoder.cfg, pipe.lam.cfg
     latent = (
-        f"{lam.regularizer.kind} latents (D_z = {lam.latent_dim})"
+        f"{lam.regularizer.kind} latents (D<sub>z</sub> = {lam.latent_dim} dimensions)"
         if lam.kind == "latent"
         else f"a {lam.kind!r} world model"
     )
@@ -193,8 +195,13 @@ def describe(pipe: LatentActionPipeline, name: str) -> str:
     decoder = "decoder" if pipe.decoder is not None else "**no decoder** (no videos)"
     return (
         f"`{name}` · {enc.kind} encoder, {enc.image_size}×{enc.image_size} px at {enc.fps:g} "
-        f"fps, {enc.tubelet} frames per step · {latent} · {decoder} · {controller}"
+        f"fps, {plural(enc.tubelet, 'frame')} per step · {latent} · {decoder} · {controller}"
     )
+
+
+def plural(n: int, word: str) -> str:
+    """``1 frame``, ``2 frames``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 # ---------------------------------------------------------------------------------- trained on

@@ -83,7 +83,9 @@ def step_errors_figure(
     title: str,
     first_step: int = 1,
     cut: int | None = None,
-    y_title: str = "feature L1",
+    y_title: str = "error (feature L1)",
+    height: int = 300,
+    x_title: str = "predicted step",
 ) -> go.Figure:
     """Lines of per-step errors (one per entry of ``series``), with a dashed line at ``cut``."""
     fig = go.Figure()
@@ -101,7 +103,11 @@ def step_errors_figure(
     if cut is not None:
         fig.add_vline(x=cut, line_dash="dash", line_color="#888", annotation_text=f"cut at {cut}")
     return _style(
-        fig, title, xaxis={"title": "predicted step", "dtick": 1}, yaxis={"title": y_title}
+        fig,
+        title,
+        height,
+        xaxis={"title": x_title, "dtick": 1},
+        yaxis={"title": y_title, "rangemode": "tozero"},
     )
 
 
@@ -126,14 +132,32 @@ def cost_figure(
             )
         )
     return _style(
-        fig, title, xaxis={"title": "CEM iteration", "dtick": 1}, yaxis={"title": "‖s_goal − ŝ_H‖₂"}
+        fig,
+        title,
+        xaxis={"title": "CEM iteration", "dtick": 1},
+        yaxis={"title": "planning cost (to the goal)"},  # ‖s_goal − ŝ_H‖₂: studio.glossary
     )
+
+
+LOG_ABOVE = 10.0  # max / min of the plotted values above which the y axis is logarithmic
+
+
+def loss_axis(values: Sequence[float]) -> dict:
+    """The y axis of training curves: linear when the values span less than :data:`LOG_ABOVE`
+    (or any is ≤ 0), else logarithmic with every tick labelled in full (``0.05``, ``0.2``, ``3``)
+    instead of Plotly's bare digits between decades (``3, 2, 0.1, 9, 8…``)."""
+    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0 or v.min() <= 0 or v.max() / v.min() < LOG_ABOVE:
+        return {"type": "linear"}
+    return {"type": "log", "tickformat": ".2~r"}  # 0.03, 0.2, 150: decimals, ≤ 2 digits
 
 
 def loss_figure(
     runs: Mapping[str, tuple[Sequence[float], Sequence[float]]], key: str = "loss"
 ) -> go.Figure:
-    """Training curves: ``{run: (steps, values)}`` on a log y axis."""
+    """Training curves: ``{run: (steps, values)}`` on a y axis that reads well
+    (:func:`loss_axis`)."""
     if not runs:
         return empty_figure("no runs with a metrics.jsonl selected")
     fig = go.Figure()
@@ -152,7 +176,7 @@ def loss_figure(
         f"{key} per step",
         height=340,
         xaxis={"title": "step"},
-        yaxis={"title": key, "type": "log"},
+        yaxis={"title": key, **loss_axis([y for _, values in runs.values() for y in values])},
     )
 
 

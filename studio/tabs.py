@@ -13,6 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio import handlers, latent, models, training
+from studio.glossary import explain
 
 MODEL = "model"  # one concurrency group for every event that runs a model: the queue's limit
 # (studio.app.CONCURRENCY) then bounds them together, not per event (Gradio's default)
@@ -64,16 +65,21 @@ def _inputs(prefix: str, names: tuple[str, str]) -> tuple[gr.Video, gr.Video, gr
     return first, second, settings
 
 
+CAPTIONED = "captioned-video"  # a video whose frames carry captions: its buttons sit above it
+
+
 def _results(
-    video_label: str, name: str, table_label: str, plot_label: str
+    video_label: str, name: str, table_label: str, plot_label: str, terms: tuple[str, ...] = ()
 ) -> tuple[gr.Video, gr.Dataframe, gr.Plot, gr.JSON, gr.Markdown]:
     """The output block of a pair handler: the captioned video (``#{name}-output``), the notes
     under it (``#{name}-notes``: how the uploads were sampled or cut), the metric table beside a
-    plot, and the numbers as the API returns them."""
+    plot with the metrics' meanings (``terms``, :mod:`studio.glossary`) under it, and the numbers
+    as the API returns them."""
     video = gr.Video(
         label=video_label,
         show_label=False,
         elem_id=f"{name}-output",
+        elem_classes=CAPTIONED,
         interactive=False,
         autoplay=True,
         loop=True,
@@ -90,6 +96,8 @@ def _results(
             scale=2,
         )
         plot = gr.Plot(label=plot_label, scale=3)
+    if terms:
+        gr.Markdown(explain(*terms), elem_id=f"{name}-terms", elem_classes="small-note")
     with gr.Accordion("numbers as the API returns them (JSON)", open=False):
         numbers = gr.JSON(label=name)
     return video, table, plot, numbers, notes
@@ -119,7 +127,7 @@ def transfer_tab(checkpoint: gr.Dropdown) -> None:
         cycle_run = gr.Button("Cycle A → B → A", elem_id="cycle-run")
     video, table, latents_plot, numbers, notes = _results(
         "source | target | target + source's actions | target + own actions | change",
-        "transfer", "errors", "latent actions over time",
+        "transfer", "errors", "latent actions over time", ("feature L1", "transfer shift"),
     )  # fmt: skip
     done = run.click(
         handlers.transfer,
@@ -139,8 +147,9 @@ def transfer_tab(checkpoint: gr.Dropdown) -> None:
         "trip (paper Table 2: ×1.03–×1.34)."
     )
     cycle_video, cycle_table, cycle_plot, cycle_numbers, cycle_notes = _results(
-        "A | A direct | B with A's actions | A cycled", "cycle", "cycle", "per-step error"
-    )
+        "A | A direct | B with A's actions | A cycled", "cycle", "cycle", "per-step error",
+        ("feature L1", "ratio"),
+    )  # fmt: skip
     done = cycle_run.click(
         handlers.cycle,
         [source, target, checkpoint, context],
@@ -171,6 +180,7 @@ def leakage_tab(checkpoint: gr.Dropdown) -> None:
         video = gr.Video(
             label="stitched | A",
             show_label=False,
+            elem_classes=CAPTIONED,
             interactive=False,
             autoplay=True,
             loop=True,
@@ -180,6 +190,7 @@ def leakage_tab(checkpoint: gr.Dropdown) -> None:
         with gr.Column(scale=3):
             summary = gr.Markdown()
             plot = gr.Plot(label="one-step error")
+            gr.Markdown(explain("feature L1"), elem_classes="small-note")
     with gr.Accordion("numbers (JSON)", open=False):
         numbers = gr.JSON(label="leakage")
     run.click(
@@ -214,7 +225,8 @@ def latent_tab(checkpoint: gr.Dropdown, choices: list[str]) -> None:
                 label="clips (for 'uploaded clips')",
                 file_count="multiple",
                 file_types=["video"],
-                height=120,
+                height=150,
+                elem_id="latent-files",
             )
             clips = gr.Slider(4, 64, value=16, step=4, label="held-out clips")
             run = gr.Button("Embed", variant="primary", elem_id="latent-run")

@@ -2,9 +2,12 @@
 chromium``; Playwright downloads no browser).
 
 Uploads two real clips on the Transfer tab, clicks Transfer (then Cycle) and waits for each
-output ``<video>`` to be playable (readyState 4); drives the Control tab with two arrow presses
-and runs a quick CEM plan; embeds latents on the Latent space tab and clicks the most isolated
-point of the Plotly figure (the click bridge fills in the point index and shows its frame pair).
+output ``<video>`` to be playable (readyState 4); drives the Control tab with two arrow buttons
+and one arrow key of the keyboard (the page script clicks the button), checks the tracking table,
+runs a quick CEM plan, then switches the world to drive (the checkpoint follows: the drive
+controller, or a refusal when there is none); embeds latents on the Latent space tab and clicks
+the most isolated point of the Plotly figure (the click bridge fills in the point index and shows
+its frame pair).
 Screenshots of each tab go to ``$LAM_SCREENSHOT_DIR`` (default: the test's tmp_path).
 """
 
@@ -55,6 +58,15 @@ LONELY_POINT = """() => {  // page coordinates and customdata of the point farth
 }"""
 
 
+DRIVEN_OR_REFUSED = """() => {  // the drive controller chosen, or the status says why not
+    const box = document.querySelector('#control-checkpoint input');
+    const status = document.querySelector('#control-status');
+    return (box && box.value.endsWith('controller-drive')
+            && status && status.innerText.includes('drive: an egocentric camera'))
+        || (status !== null && status.innerText.includes('cannot drive the drive world'));
+}"""
+
+
 @pytest.fixture
 def page(tmp_path):
     if not Path(CHROMIUM).is_file():
@@ -97,6 +109,11 @@ def test_transfer_control_and_latent_space_in_chromium(studio, page, screenshots
     for step, arrow in enumerate(("right", "down"), start=1):
         page.click(f"#control-{arrow}")
         page.locator(f"text=Step {step}/ >> visible=true").wait_for(timeout=30_000)
+    page.keyboard.press("ArrowRight")  # the keyboard drives too (the focus is on a button)
+    page.locator("text=Step 3/ >> visible=true").wait_for(timeout=30_000)
+    assert "dx = +1.00, dy = +0.00" in page.inner_text("#control-status")
+    page.locator("#control-tracking-summary >> text=after 3 action(s)").wait_for(timeout=30_000)
+    page.locator("#control-tracking >> text=(+0.00, +1.00)").wait_for(timeout=30_000)  # step 2
     for slider, value in (("samples", "40"), ("iterations", "3")):  # a quick plan
         page.fill(f"#control-{slider} input[type=number]", value)
         page.press(f"#control-{slider} input[type=number]", "Enter")
@@ -104,6 +121,9 @@ def test_transfer_control_and_latent_space_in_chromium(studio, page, screenshots
     page.wait_for_function(VIDEO_READY, arg="#control-plan-output video", timeout=60_000)
     page.locator("text=N=40, I=3 >> visible=true").wait_for(timeout=30_000)
     page.screenshot(path=str(screenshots / "studio-control.png"), full_page=True)
+
+    page.locator("#control-world").get_by_label("drive").check()  # the checkpoint follows
+    page.wait_for_function(DRIVEN_OR_REFUSED, timeout=30_000)
 
     page.get_by_role("tab", name="Latent space").click()
     page.click("#latent-run")  # the first UMAP fit of a process compiles (~20-50 s)
