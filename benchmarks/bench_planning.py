@@ -9,10 +9,17 @@ and latents computed once, :meth:`WorldModel.rollout`). Against a per-candidate 
 cost, one candidate per rollout), timed on a subset of candidates and scaled to N · I (every
 candidate costs the same in a loop), at one thread or the run's, whichever is faster. The two
 give the same costs (``tests/test_fast_paths.py``).
+
+Then one row per solver of :data:`lam_core.planning.SOLVERS` on the same reach episode
+(:func:`solver_rows`): the seconds of one plan at its default settings (the protocol's N, K, I
+where the solver has them), and the model cost it reaches within a fixed budget against CEM's at
+the same budget. Each row's note holds the load (``os.getloadavg()``) when it was measured.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from pathlib import Path
 
@@ -121,13 +128,60 @@ def plan_rows(ctx: Context, pipe, world: str, cfg, horizon: int, subset: int) ->
     return rows
 
 
+def solver_rows(ctx: Context, pipe, cfg, budget_s: float) -> list[Row]:
+    """Per solver on one reach episode: one plan at its default settings (``cfg``'s N, K, I
+    where it has them, :func:`lam_core.planning.solver_from_config`), then one within
+    ``budget_s``; the ratio is the cost reached within the budget over CEM's."""
+    from lam_core.data.miniwild import split_seeds
+    from lam_core.eval.planning import episode_features, make_episode, planning_model
+    from lam_core.planning import SOLVERS, solver_from_config
+
+    ep = make_episode("reach", split_seeds(1, "val")[0], cfg.horizon, pipe.tubelet)
+    start, goal = episode_features(pipe, ep)
+    model = planning_model(pipe, start, goal)
+    action_dim, bounds = ep.actions.shape[1], (cfg.low, cfg.high)
+    zero = float(model.cost(torch.zeros(1, cfg.horizon, action_dim)))  # also the warm-up
+    runs = {}
+    for name in SOLVERS:
+        solver = solver_from_config(name, cfg, device=pipe.device)
+        load_before = os.getloadavg()[0]
+        default = solver.plan(model, cfg.horizon, action_dim, bounds, seed=0)
+        timed = solver.plan(model, cfg.horizon, action_dim, bounds, budget_s=budget_s, seed=0)
+        runs[name] = (solver, default, timed, load_before)
+    cem_cost = runs["cem"][2].cost
+    rows = []
+    for name, (solver, default, timed, load_before) in runs.items():
+        st = dataclasses.asdict(solver)
+        size = (f"{st['starts']} starts, I={st['iterations']}" if "starts" in st
+                else f"N={st['samples']}" + (f" K={st['elites']}" if name != "mppi" else "")
+                + f" I={st['iterations']}")  # fmt: skip
+        rows.append(Row(
+            name=f"{SOLVERS[name].label} plan, reach ({size}; then {budget_s:g} s budget)",
+            value=default.seconds, unit="s", ratio=timed.cost / cem_cost,
+            ratio_of=f"cost within {budget_s:g} s / CEM's",
+            note=f"cost {default.cost:.3f} at defaults ({default.evaluations} evaluations); within "
+            f"{budget_s:g} s: {timed.cost:.3f} ({timed.iterations} it, {timed.evaluations} "
+            f"evaluations, {timed.seconds:.2f} s); zero action {zero:.3f}; load {load_before:.2f}",
+            extra={"solver": name, "settings": {k: v for k, v in st.items() if k != "device"},
+                   "default_cost": default.cost, "default_iterations": default.iterations,
+                   "default_evaluations": default.evaluations, "budget_s": budget_s,
+                   "budget_cost": timed.cost, "budget_seconds": timed.seconds,
+                   "budget_iterations": timed.iterations,
+                   "budget_evaluations": timed.evaluations, "zero_action_cost": zero,
+                   "load_before": load_before, "load_after": os.getloadavg()[0]},
+        ))  # fmt: skip
+    return rows
+
+
 def run(ctx: Context) -> list[Row]:
     from lam_core.eval.planning import DRIVE_CEM, DRIVE_HORIZON, REACH_CEM
     from lam_core.planning import CEMConfig
 
     reach = CEMConfig(samples=60, elites=6, iterations=2, horizon=3) if ctx.quick else REACH_CEM
     subset = 8 if ctx.quick else 24
+    reach_pipe = pixel_pipeline("reach")
     return [
-        *plan_rows(ctx, pixel_pipeline("reach"), "reach", reach, reach.horizon, subset),
+        *plan_rows(ctx, reach_pipe, "reach", reach, reach.horizon, subset),
         *plan_rows(ctx, pixel_pipeline("drive"), "drive", DRIVE_CEM, DRIVE_HORIZON, subset),
+        *solver_rows(ctx, reach_pipe, reach, budget_s=1.0 if ctx.quick else 2.0),
     ]

@@ -1,7 +1,9 @@
 """Goal-conditioned planning with a world model (paper §7; App. A "Planning protocol for DROID" /
-"for RECON"; Table S1 and S2 right).
+"for RECON"; Table S1 and S2 right; docs/DESIGN.md#planners).
 
-Adapters turn a pipeline into a :class:`~lam_core.planning.PlanningModel` for the CEM planner:
+Adapters turn a pipeline into a :class:`~lam_core.planning.PlanningModel` for the planners of
+:mod:`lam_core.planning` (CEM by default; any of :data:`~lam_core.planning.SOLVERS`, with a time
+budget, through the protocols' ``solver=`` and ``budget_s=``):
 
 - :class:`LatentPlanningModel`: actions → controller → latent actions → world-model rollout with
   the KV cache, batched over the N candidates; the controller sees each predicted step
@@ -11,16 +13,25 @@ Adapters turn a pipeline into a :class:`~lam_core.planning.PlanningModel` for th
   themselves (the V-JEPA 2-AC row).
 - :class:`RepeatedAction`: the RECON protocol's straight line, one action repeated H times.
 
+Each adapter also has ``differentiable_cost``, the same cost under autograd, for the gradient
+solver: the rollout without the key/value cache (the cache is written in place, which autograd
+cannot go back through), so a step recomputes its prefix.
+
 Protocols: :func:`reach_protocol` (DROID's role: N=300, K=10, I=15, H=3, Δxy of eq. 3 on 64
 episodes) with a zero-action baseline, and :func:`drive_protocol` (RECON's role: one action
 repeated over H=8, N=120, one iteration; ATE and RPE, defined in :func:`trajectory_errors`).
 Push-T episodes use the reach protocol when the caller asks for ``world="pusht"``.
+:func:`compare_solvers` runs both protocols for several solvers at equal wall time per plan
+(``python -m lam_core.eval.planning --help``).
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,12 +40,24 @@ import torch
 from lam_core.data.miniwild import split_seeds
 from lam_core.eval.common import Progress, batched, sub_progress
 from lam_core.pipeline import LatentActionPipeline
-from lam_core.planning import CEMConfig, CEMResult, PlanningModel, cem
+from lam_core.planning import (
+    SOLVERS,
+    CEMConfig,
+    CEMResult,
+    PlanningModel,
+    Solver,
+    cem,
+    differentiable_cost_function,
+    solver_from_config,
+    solver_settings,
+)
 
 PAPER_EPISODES = 64
 REACH_CEM = CEMConfig(samples=300, elites=10, iterations=15, horizon=3)
 DRIVE_CEM = CEMConfig(samples=120, elites=10, iterations=1, horizon=1)
 DRIVE_HORIZON = 8
+# the controller path of rollout_with_actions without its torch.no_grad (the gradient solver)
+_ROLLOUT_WITH_ACTIONS = inspect.unwrap(LatentActionPipeline.rollout_with_actions)
 
 
 # ---------------------------------------------------------------------------------------- rollouts
@@ -87,6 +110,17 @@ class LatentPlanningModel:
         ]
         return torch.cat(out)
 
+    def differentiable_cost(self, actions: torch.Tensor) -> torch.Tensor:
+        """:meth:`cost` under autograd (the gradient solver): ``(N, H, A)`` → ``(N,)``, through
+        :meth:`LatentActionPipeline.rollout_with_actions`'s controller path without its cache
+        (written in place, it cannot be differentiated), so each step recomputes its prefix."""
+        out = []
+        with torch.enable_grad():
+            for s in batched(len(actions), self.batch_size):
+                pred = _ROLLOUT_WITH_ACTIONS(self.pipeline, self.start, actions[s], use_cache=False)
+                out.append(goal_distance(pred[:, -1], self.goal))
+            return torch.cat(out)
+
 
 class ActionConditionedPlanningModel(LatentPlanningModel):
     """The same cost with a world model conditioned on real actions (kind ``"action"``; the
@@ -107,6 +141,10 @@ class RepeatedAction:
 
     def cost(self, actions: torch.Tensor) -> torch.Tensor:
         return self.model.cost(actions[:, :1].expand(-1, self.horizon, -1))
+
+    def differentiable_cost(self, actions: torch.Tensor) -> torch.Tensor:
+        cost = differentiable_cost_function(self.model)
+        return cost(actions[:, :1].expand(-1, self.horizon, -1))
 
 
 def planning_model(
@@ -187,15 +225,21 @@ class PlanningResult:
 
     Attributes:
         world: ``reach``, ``drive`` or ``pusht``.
-        method: what planned (``controller+CEM``, ``action-conditioned+CEM``, ``zero action``).
+        method: what planned (``controller+CEM``, ``action-conditioned+iCEM``, …).
         episodes: episodes run; ``paper_episodes`` the paper's count; ``note`` says when fewer.
         metrics: mean of each metric (reach: ``delta`` (eq. 3) and ``final_px``; drive: ``ate``,
             ``rpe``), with the zero-action baseline as ``zero_<metric>``.
         per_episode: ``{metric: (E,)}`` values, baseline included.
         plans: ``(E, H, A)`` executed plans; ``ground_truth``: ``(E, H, A)`` actions.
-        best_costs: ``(E, I)`` CEM's best cost per iteration.
-        seconds_per_plan: wall time of one CEM plan (mean).
-        cem: the settings used.
+        best_costs: ``(E, I)`` the solver's best cost per iteration (under a time budget the
+            episodes' iteration counts differ: shorter rows are padded with NaN).
+        seconds_per_plan: wall time of one plan (mean).
+        cem: the protocol's settings (horizon, bounds; N, K, I where the solver has them).
+        solver: the solver's name (:data:`lam_core.planning.SOLVERS`); ``solver_settings`` its
+            settings.
+        budget_s: the time budget of each plan (None: ``cem.iterations`` iterations).
+        iterations, evaluations, plan_costs: ``(E,)`` per plan; ``zero_plan_costs``: the
+            model's cost of the zero action (:func:`still_plan`), which a plan should beat.
     """
 
     world: str
@@ -210,12 +254,21 @@ class PlanningResult:
     best_costs: np.ndarray
     seconds_per_plan: float
     cem: CEMConfig = field(default_factory=CEMConfig)
+    solver: str = "cem"
+    budget_s: float | None = None
+    solver_settings: dict = field(default_factory=dict)
+    iterations: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    evaluations: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    plan_costs: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    zero_plan_costs: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
-def _method(pipeline: LatentActionPipeline | None) -> str:
+def _method(pipeline: LatentActionPipeline | None, solver: str = "cem") -> str:
     if pipeline is None:
         return "custom"
-    return "action-conditioned+CEM" if pipeline.lam.cfg.kind == "action" else "controller+CEM"
+    label = SOLVERS[solver].label
+    kind = "action-conditioned" if pipeline.lam.cfg.kind == "action" else "controller"
+    return f"{kind}+{label}"
 
 
 def _note(episodes: int) -> str:
@@ -227,8 +280,14 @@ def _note(episodes: int) -> str:
 ModelFactory = Callable[[Episode], PlanningModel]
 
 
-def _run_episodes(world, pipeline, episodes, cfg, horizon, seed, factory, batch_size, progress):
-    """Plan every episode; returns episodes, CEM results and seconds per plan."""
+def _run_episodes(
+    world, pipeline, episodes, cfg, horizon, seed, factory, batch_size, progress,
+    solver=None, budget_s=None,
+):  # fmt: skip
+    """Plan every episode with ``solver`` (None: CEM with ``cfg``; a name: its settings from
+    ``cfg`` where it has them, :func:`solver_from_config`) and ``budget_s`` per plan; returns
+    episodes, results, seconds per plan and the :class:`PlanningResult` fields of the solver
+    (:func:`_traces`)."""
     report = progress or (lambda f, m: None)
     if episodes < 1:
         raise ValueError(f"need at least one episode, got {episodes}")
@@ -246,12 +305,15 @@ def _run_episodes(world, pipeline, episodes, cfg, horizon, seed, factory, batch_
 
     tubelet = pipeline.tubelet if pipeline is not None else 2
     device = pipeline.device if pipeline is not None else None
-    eps, results, seconds = [], [], 0.0
+    solver = solver_from_config(solver or "cem", cfg, device=device)
+    eps, results, zero_costs, seconds = [], [], [], 0.0
     for i, s in enumerate(split_seeds(episodes, "val", seed)):
         ep = make_episode(world, s, horizon, tubelet)
         model = factory(ep)
         if cfg.horizon != horizon:
             model = RepeatedAction(model, horizon)
+        still = torch.as_tensor(still_plan(ep)[None, : cfg.horizon], dtype=torch.float32)
+        zero_costs.append(float(model.cost(still.to(device or "cpu"))[0]))
         t0 = time.perf_counter()
         res = cem(
             model,
@@ -260,12 +322,14 @@ def _run_episodes(world, pipeline, episodes, cfg, horizon, seed, factory, batch_
             seed=s,
             device=device,
             progress=sub_progress(report, i / episodes, (i + 1) / episodes),
+            solver=solver,
+            budget_s=budget_s,
         )
         seconds += time.perf_counter() - t0
         eps.append(ep)
         results.append(res)
         report((i + 1) / episodes, f"{world}: episode {i + 1}/{episodes}")
-    return eps, results, seconds / max(episodes, 1)
+    return eps, results, seconds / max(episodes, 1), _traces(results, solver, budget_s, zero_costs)
 
 
 def _plan_of(res: CEMResult, horizon: int) -> np.ndarray:
@@ -274,6 +338,26 @@ def _plan_of(res: CEMResult, horizon: int) -> np.ndarray:
         if res.plan.shape[0] == 1 and horizon > 1
         else res.plan.numpy()
     )
+
+
+def _traces(results: list[CEMResult], solver: Solver, budget_s, zero_costs: list) -> dict:
+    """The solver's fields of :class:`PlanningResult`: best cost per iteration (rows padded with
+    NaN to the longest), iterations, evaluations, plan costs, the zero action's cost, settings."""
+    width = max(len(r.best_costs) for r in results)
+    best = np.full((len(results), width), np.nan, dtype=np.float32)
+    for i, r in enumerate(results):
+        best[i, : len(r.best_costs)] = r.best_costs.numpy()
+    settings = {k: v for k, v in dataclasses.asdict(solver).items() if k not in ("device", "seed")}
+    return {
+        "best_costs": best,
+        "solver": solver.name,
+        "solver_settings": settings,
+        "budget_s": budget_s,
+        "iterations": np.array([len(r.best_costs) for r in results]),
+        "evaluations": np.array([r.evaluations for r in results]),
+        "plan_costs": np.array([r.plan_cost for r in results]),
+        "zero_plan_costs": np.array(zero_costs),
+    }
 
 
 def still_plan(ep: Episode) -> np.ndarray:
@@ -304,13 +388,15 @@ def reach_protocol(
     factory: ModelFactory | None = None,
     batch_size: int | None = None,
     progress: Progress | None = None,
+    solver: str | Solver | None = None,
+    budget_s: float | None = None,
 ) -> PlanningResult:
     """DROID's protocol on the reach world (App. A): plan H=3 actions from the start to the goal
     with CEM (N=300, K=10, I=15) and score Δxy, eq. 3, in action units (one unit = 6 px of effector
     motion at 64 px). Also replays the plan in the world and reports the effector's final distance
     to the goal in pixels (``final_px``, clipped at the borders, unlike eq. 3), and the zero-action
     baseline (``zero_delta`` = ``‖Σ a_gt‖₁``; Push-T: the agent holds its start position, see
-    :func:`still_plan`).
+    :func:`still_plan`). ``solver`` and ``budget_s`` plan with another solver or for a fixed time.
 
     Args:
         pipeline: the world model (latent + controller, or kind ``"action"``).
@@ -321,12 +407,16 @@ def reach_protocol(
         factory: ``episode → PlanningModel`` instead of the pipeline's adapter (tests, toys).
         batch_size: candidates per rollout (None: all).
         progress: ``progress(fraction, message)``.
+        solver: a name of :data:`~lam_core.planning.SOLVERS` (N, K, I from ``cfg`` where it has
+            them) or a :class:`~lam_core.planning.Solver`; None: CEM.
+        budget_s: wall-time budget of each plan (None: ``cfg.iterations`` iterations).
     """
     from lam_core.data.worlds import ReachWorld
 
-    eps, results, secs = _run_episodes(
-        world, pipeline, episodes, cfg, cfg.horizon, seed, factory, batch_size, progress
-    )
+    eps, results, secs, run = _run_episodes(
+        world, pipeline, episodes, cfg, cfg.horizon, seed, factory, batch_size, progress,
+        solver, budget_s,
+    )  # fmt: skip
     plans = np.stack([_plan_of(r, cfg.horizon) for r in results])
     truth = np.stack([ep.actions for ep in eps])
     delta = np.array([reach_delta(p, t, world) for p, t in zip(plans, truth)])
@@ -345,7 +435,7 @@ def reach_protocol(
         )
     return PlanningResult(
         world=world,
-        method=_method(pipeline),
+        method=_method(pipeline, run["solver"]),
         episodes=episodes,
         paper_episodes=PAPER_EPISODES,
         note=_note(episodes),
@@ -353,9 +443,9 @@ def reach_protocol(
         per_episode=per,
         plans=plans,
         ground_truth=truth,
-        best_costs=np.stack([r.best_costs.numpy() for r in results]),
         seconds_per_plan=secs,
         cem=cfg,
+        **run,
     )
 
 
@@ -394,17 +484,21 @@ def drive_protocol(
     factory: ModelFactory | None = None,
     batch_size: int | None = None,
     progress: Progress | None = None,
+    solver: str | Solver | None = None,
+    budget_s: float | None = None,
 ) -> PlanningResult:
     """RECON's protocol on the drive world (App. A, after NWM): a straight-line plan, one action
     ``(forward, turn)`` repeated over H=8 steps, CEM with N=120 and one iteration; the plan is
     replayed in the world and scored with ATE and RPE (:func:`trajectory_errors`, map pixels; a
-    full forward step is 5 px). The zero-action baseline stays at the start.
+    full forward step is 5 px). The zero-action baseline stays at the start. ``solver`` and
+    ``budget_s`` as in :func:`reach_protocol`.
     """
     from lam_core.data.worlds import DriveWorld
 
-    eps, results, secs = _run_episodes(
-        "drive", pipeline, episodes, cfg, horizon, seed, factory, batch_size, progress
-    )
+    eps, results, secs, run = _run_episodes(
+        "drive", pipeline, episodes, cfg, horizon, seed, factory, batch_size, progress,
+        solver, budget_s,
+    )  # fmt: skip
     plans = np.stack([_plan_of(r, horizon) for r in results])
     per: dict[str, list[float]] = {"ate": [], "rpe": [], "zero_ate": [], "zero_rpe": []}
     for ep, plan in zip(eps, plans):
@@ -420,7 +514,7 @@ def drive_protocol(
     arrays = {k: np.array(v) for k, v in per.items()}
     return PlanningResult(
         world="drive",
-        method=_method(pipeline),
+        method=_method(pipeline, run["solver"]),
         episodes=episodes,
         paper_episodes=PAPER_EPISODES,
         note=_note(episodes),
@@ -428,25 +522,179 @@ def drive_protocol(
         per_episode=arrays,
         plans=plans,
         ground_truth=np.stack([ep.actions for ep in eps]),
-        best_costs=np.stack([r.best_costs.numpy() for r in results]),
         seconds_per_plan=secs,
         cem=cfg,
+        **run,
     )
 
 
-@torch.no_grad()
 def time_plan(
     pipeline: LatentActionPipeline,
     cfg: CEMConfig = REACH_CEM,
     repeats: int = 1,
     batch_size: int | None = None,
+    solver: str | Solver | None = None,
+    budget_s: float | None = None,
 ) -> float:
-    """Seconds of one CEM plan on a reach episode (the studio's Plan button; N × I × H world-model
-    steps, 13,500 at the paper's settings)."""
+    """Seconds of one plan on a reach episode (the studio's Plan button; CEM: N × I × H
+    world-model steps, 13,500 at the paper's settings); ``solver``, ``budget_s`` as in
+    :func:`reach_protocol`."""
     ep = make_episode("reach", split_seeds(1, "val")[0], cfg.horizon, pipeline.tubelet)
     start, goal = episode_features(pipeline, ep)
     model = planning_model(pipeline, start, goal, batch_size)
     t0 = time.perf_counter()
     for r in range(repeats):
-        cem(model, ep.actions.shape[1], cfg, seed=r, device=pipeline.device)
+        cem(model, ep.actions.shape[1], cfg, seed=r, device=pipeline.device, solver=solver,
+            budget_s=budget_s)  # fmt: skip
     return (time.perf_counter() - t0) / repeats
+
+
+# ------------------------------------------------------------------------- solvers at equal time
+PROTOCOLS = {"reach": (reach_protocol, REACH_CEM), "drive": (drive_protocol, DRIVE_CEM)}
+
+
+def compare_solvers(
+    pipeline: LatentActionPipeline,
+    world: str,
+    solvers: Sequence[str] = tuple(SOLVERS),
+    budgets: Sequence[float | None] = (1.0, 3.0),
+    episodes: int = 8,
+    seed: int = 0,
+    cfg: CEMConfig | None = None,
+    settings: dict[str, dict] | None = None,
+    progress: Progress | None = None,
+) -> list[PlanningResult]:
+    """The protocol of ``world`` (``reach`` or ``drive``) once per solver and budget, on the same
+    episodes: each solver gets the same wall time per plan (``budget_s``; None: its iterations).
+    The zero-action baseline is in every result's ``zero_*`` metrics.
+
+    Args:
+        cfg: the protocol's settings (default: the paper's, :data:`REACH_CEM` / :data:`DRIVE_CEM`);
+            its N, K, I go to the solvers that have them.
+        settings: ``{solver: {setting: value}}`` on top (e.g. ``{"gradient": {"starts": 4}}``).
+    """
+    protocol, default = PROTOCOLS[world]
+    cfg = cfg or default
+    settings = settings or {}
+    for name, given in settings.items():
+        unknown = set(given) - set(solver_settings(name))
+        if unknown:
+            raise ValueError(f"{name} has no setting(s) {sorted(unknown)}")
+    runs = [(s, b) for b in budgets for s in solvers]
+    out = []
+    for i, (name, budget) in enumerate(runs):
+        solver = solver_from_config(name, cfg, device=pipeline.device, **settings.get(name, {}))
+        out.append(protocol(
+            pipeline, episodes=episodes, cfg=cfg, seed=seed, solver=solver, budget_s=budget,
+            progress=sub_progress(progress, i / len(runs), (i + 1) / len(runs)),
+        ))  # fmt: skip
+    return out
+
+
+def _settings_note(r: PlanningResult) -> str:
+    """The settings that size a solver's iteration: N, K (CEM, iCEM, MPPI) or starts."""
+    st = r.solver_settings
+    if "starts" in st:
+        return f"{st['starts']} starts, lr {st['lr']:g}"
+    return f"N={st['samples']}" + (f" K={st['elites']}" if r.solver != "mppi" else "")
+
+
+def solver_table(results: Sequence[PlanningResult]) -> str:
+    """A Markdown table of :func:`compare_solvers`' results: per solver and budget, the wall time
+    of a plan, iterations and evaluations per plan, the model's cost of the plan (and of the zero
+    action), the world's metrics of the plan (and of the zero action)."""
+    head = (
+        "| world | solver | settings | budget | s / plan | iterations | evaluations | "
+        "model cost (zero action) | metric | zero action |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for r in results:
+        m = r.metrics
+        if r.world == "drive":
+            metric = f"ATE {m['ate']:.2f} · RPE {m['rpe']:.2f} px"
+            zero = f"ATE {m['zero_ate']:.2f} · RPE {m['zero_rpe']:.2f} px"
+        else:
+            final = "final_px" in m
+            metric = f"Δ {m['delta']:.3f}" + (f" · {m['final_px']:.1f} px" if final else "")
+            zero = f"Δ {m['zero_delta']:.3f}" + (f" · {m['zero_final_px']:.1f} px" if final else "")
+        budget = "—" if r.budget_s is None else f"{r.budget_s:g} s"
+        lines.append(
+            f"| {r.world} | {SOLVERS[r.solver].label} | {_settings_note(r)} | {budget} | "
+            f"{r.seconds_per_plan:.2f} | {r.iterations.mean():.1f} | {r.evaluations.mean():.0f} | "
+            f"{np.mean(r.plan_costs):.3f} ({np.mean(r.zero_plan_costs):.3f}) | {metric} | {zero} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m lam_core.eval.planning``: solvers at equal wall time on reach and drive."""
+    ap = argparse.ArgumentParser(description="Planning solvers at equal wall time per plan.")
+    ap.add_argument(
+        "--reach",
+        default="assets/checkpoints/controller-reach",
+        help="pipeline of the reach world ('' to skip)",
+    )
+    ap.add_argument(
+        "--drive",
+        default="assets/checkpoints/controller-drive",
+        help="pipeline of the drive world ('' to skip)",
+    )
+    ap.add_argument("--solvers", nargs="+", default=list(SOLVERS), choices=list(SOLVERS))
+    ap.add_argument(
+        "--budgets",
+        nargs="+",
+        type=float,
+        default=[1.0, 3.0],
+        help="seconds per plan (0 or less: the solver's own iterations)",
+    )
+    ap.add_argument("--samples", type=int, help="N of the sampling solvers (default: paper's)")
+    ap.add_argument("--elites", type=int, help="K of CEM and iCEM (default: the paper's)")
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="SOLVER.KEY=VALUE",
+        help="a solver's setting, e.g. gradient.starts=4",
+    )
+    ap.add_argument("--episodes", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads")
+    ap.add_argument("--json", default=None, help="also write the results here")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import json
+    import os
+
+    from lam_core.eval.report import to_jsonable
+
+    budgets = [b if b > 0 else None for b in args.budgets]
+    settings: dict[str, dict] = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        name, _, setting = key.partition(".")
+        settings.setdefault(name, {})[setting] = json.loads(value)
+    sizes = {k: v for k, v in (("samples", args.samples), ("elites", args.elites)) if v}
+    results, t0 = [], time.perf_counter()
+    print(f"load at start {os.getloadavg()}", flush=True)
+    for world, path in (("reach", args.reach), ("drive", args.drive)):
+        if not path:
+            continue
+        pipe = LatentActionPipeline.from_pretrained(path)
+        cfg = dataclasses.replace(PROTOCOLS[world][1], **sizes)
+        got = compare_solvers(pipe, world, args.solvers, budgets, args.episodes, args.seed, cfg,
+                              settings)  # fmt: skip
+        for r in got:
+            print(f"{world} {r.solver} budget {r.budget_s}: {r.metrics} "
+                  f"({r.seconds_per_plan:.2f} s/plan)", flush=True)  # fmt: skip
+        results += got
+    print(f"load at end {os.getloadavg()}; {time.perf_counter() - t0:.0f} s")
+    print(solver_table(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(to_jsonable(results), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
