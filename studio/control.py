@@ -47,7 +47,7 @@ from lam_core.eval.planning import (
     trajectory_errors,
 )
 from lam_core.pipeline import cpu_bf16, cpu_has_native_bf16
-from lam_core.planning import cem
+from lam_core.planning import SOLVERS, cem
 from studio import plots
 from studio.glossary import term
 from studio.handlers import PROGRESS, Progress, as_callback, bad_input, user_errors
@@ -73,6 +73,8 @@ HELP = {
     "drive": "drive: an egocentric camera over a photo; (forward, turn) ∈ [-1, 1]² "
     "(1 = 5 px ahead, 0.3 rad to the right).",
 }
+DEFAULT_SOLVER = "icem"  # as good as CEM with fewer samples (lam_core.eval.planning's table)
+SOLVER_NAMES = tuple(SOLVERS)
 PLAN_DEFAULTS = {  # world → (N samples, I iterations): a plan in ~2 s on one busy CPU core
     "reach": (100, 5),  # the DROID protocol's N=300, I=15 takes ~20 s and plans no better here
     "drive": (120, 1),  # the RECON protocol's own: one round of 120 straight-line candidates
@@ -485,7 +487,8 @@ def _plan_config(world: str, samples: float, iterations: float):
     return cfg, horizon
 
 
-def _plan(pipe: LatentActionPipeline, world: str, seed: int, cfg, horizon: int, report):
+def _plan(pipe: LatentActionPipeline, world: str, seed: int, cfg, horizon: int, report,
+          solver: str = DEFAULT_SOLVER):
     """Plan one episode and replay the plan in the real world.
 
     Returns:
@@ -505,6 +508,7 @@ def _plan(pipe: LatentActionPipeline, world: str, seed: int, cfg, horizon: int, 
             seed=int(seed),
             device=pipe.device,
             progress=report,
+            solver=None if solver == "cem" else solver,
         )
     plan = result.plan.expand(horizon, -1) if result.plan.shape[0] == 1 else result.plan
     w = _world(world, seed)
@@ -519,6 +523,7 @@ def _plan(pipe: LatentActionPipeline, world: str, seed: int, cfg, horizon: int, 
         horizon=horizon,
         samples=cfg.samples,
         iterations=cfg.iterations,
+        solver=solver,
         plan=plan.numpy().round(4).tolist(),
         best_costs=result.best_costs.numpy().round(5).tolist(),
         bf16=bf16,
@@ -552,6 +557,7 @@ def control_plan(
     seed: float,
     samples: float = PLAN_DEFAULTS[DEFAULT_WORLD][0],
     iterations: float = PLAN_DEFAULTS[DEFAULT_WORLD][1],
+    solver: str = DEFAULT_SOLVER,
     progress: Progress | None = PROGRESS,
     request: gr.Request | None = None,
 ) -> tuple[str, go.Figure, str, dict]:
@@ -559,8 +565,9 @@ def control_plan(
 
     Reach follows the DROID protocol (H=3 actions, K=10 elites); drive the RECON protocol (one
     action repeated over H=8). ``samples`` (N) and ``iterations`` (I) trade quality for time
-    (:data:`PLAN_DEFAULTS`: a few seconds on a CPU). The Stop button (:func:`plan_stop`) ends the
-    plan after the current iteration.
+    (:data:`PLAN_DEFAULTS`: a few seconds on a CPU); ``solver`` is one of
+    :data:`lam_core.planning.SOLVERS` (iCEM by default). The Stop button (:func:`plan_stop`) ends
+    the plan after the current iteration.
 
     Returns:
         ``(video, cost figure, summary Markdown, numbers)``; the video shows the goal, the model's
@@ -572,7 +579,9 @@ def control_plan(
         cfg, horizon = _plan_config(world, samples, iterations)
         report = _stoppable(progress, stop, 0.05, 0.85)
         report(0.0, "encoding start and goal")
-        ep, start, result, plan, real, numbers = _plan(pipe, world, seed, cfg, horizon, report)
+        _check_solver(solver)
+        ep, start, result, plan, real, numbers = _plan(pipe, world, seed, cfg, horizon, report,
+                                                       solver)
         if stop.is_set():
             report(1.0, "stopped")  # raises PlanStopped
         as_callback(progress)(0.92, "rolling out the plan")
@@ -596,6 +605,7 @@ def plan_success(
     seed: float,
     samples: float = PLAN_DEFAULTS[DEFAULT_WORLD][0],
     iterations: float = PLAN_DEFAULTS[DEFAULT_WORLD][1],
+    solver: str = DEFAULT_SOLVER,
     progress: Progress | None = PROGRESS,
     request: gr.Request | None = None,
     seeds: int = SUCCESS_SEEDS,
@@ -611,28 +621,35 @@ def plan_success(
         stop = _new_stop(request)
         pipe = _checked(checkpoint, world, seed)
         cfg, horizon = _plan_config(world, samples, iterations)
+        _check_solver(solver)
         key = (PipelineCache.key(str(checkpoint)), world, int(seed), seeds, cfg.samples,
-               cfg.iterations)  # fmt: skip
+               cfg.iterations, solver)  # fmt: skip
         if key not in _SUCCESS:
             finals, starts = [], []
             for i in range(seeds):
                 report = _stoppable(progress, stop, i / seeds, 1 / seeds)
                 report(0.0, f"seed {int(seed) + i}: planning ({i + 1}/{seeds})")
-                numbers = _plan(pipe, world, int(seed) + i, cfg, horizon, report)[-1]
+                numbers = _plan(pipe, world, int(seed) + i, cfg, horizon, report, solver)[-1]
                 finals.append(numbers["final_px"])
                 starts.append(numbers["start_px"])
             _SUCCESS[key] = {"final_px": finals, "start_px": starts}
-        return _success_line(world, int(seed), cfg, _SUCCESS[key])
+        return _success_line(world, int(seed), cfg, _SUCCESS[key], solver)
 
 
-def _success_line(world: str, seed: int, cfg, r: dict) -> str:
+def _check_solver(solver: str) -> None:
+    if solver not in SOLVER_NAMES:
+        raise bad_input(f"unknown solver {solver!r}; choose one of {', '.join(SOLVER_NAMES)}",
+                        title="cannot plan with this solver")
+
+
+def _success_line(world: str, seed: int, cfg, r: dict, solver: str = DEFAULT_SOLVER) -> str:
     finals, starts = np.asarray(r["final_px"]), np.asarray(r["start_px"])
     n, k = len(finals), int((finals < starts).sum())
     unit = "px" if world == "reach" else "map px"
     return (
         f"**Over {n} seeds ({seed}–{seed + n - 1}), the plan ends closer to the goal than it "
-        f"started in {k}/{n}** (N={cfg.samples}, I={cfg.iterations}; median distance to the "
-        f"goal {np.median(starts):.1f} → {np.median(finals):.1f} {unit})."
+        f"started in {k}/{n}** ({solver}, N={cfg.samples}, I={cfg.iterations}; median distance "
+        f"to the goal {np.median(starts):.1f} → {np.median(finals):.1f} {unit})."
     )
 
 

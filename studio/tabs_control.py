@@ -182,6 +182,12 @@ def control_tab(
             info="rounds of refitting the sampling distribution to the best K",
             elem_id="control-iterations",
         )  # fmt: skip
+        solver = gr.Dropdown(
+            list(control.SOLVER_NAMES), value=control.DEFAULT_SOLVER, label="solver",
+            info="iCEM: CEM with coloured noise and kept elites; MPPI: a weighted average of "
+            "samples; gradient: descent on the actions through the world model",
+            elem_id="control-solver", scale=1,
+        )  # fmt: skip
         with gr.Column(scale=0, min_width=140):
             plan = gr.Button("Plan", variant="primary", elem_id="control-plan")
             stop = gr.Button("Stop", variant="stop", elem_id="control-plan-stop")
@@ -222,14 +228,14 @@ def control_tab(
         plan_numbers = gr.JSON(label="plan")
     planning = plan.click(
         control.control_plan,
-        [checkpoint, world, seed, samples, iterations],
+        [checkpoint, world, seed, samples, iterations, solver],
         [plan_video, cost, plan_summary, plan_numbers],
         api_name="plan",
         concurrency_id=MODEL,
     )
     checking = check.click(
         control.plan_success,
-        [checkpoint, world, seed, samples, iterations],
+        [checkpoint, world, seed, samples, iterations, solver],
         success,
         api_visibility="private",
         concurrency_id=MODEL,

@@ -200,3 +200,12 @@ def test_success_line_counts_plans_that_end_closer():
 def _forget_pipelines():
     yield
     PIPELINES.clear()
+
+
+def test_plan_takes_a_solver_by_name_and_refuses_an_unknown_one():
+    from studio import control
+
+    assert control.DEFAULT_SOLVER in control.SOLVER_NAMES
+    assert set(control.SOLVER_NAMES) >= {"cem", "icem", "mppi", "gradient"}
+    with pytest.raises(Exception, match="unknown solver 'newton'"):
+        control._check_solver("newton")
