@@ -33,7 +33,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 import torch  # noqa: E402
 from harness import Context, Row, cpu_facts, load, matmul_peak  # noqa: E402
 
-MODULES = ["bench_studio", "bench_planning", "bench_rollout", "bench_training",
+MODULES = ["bench_studio", "bench_display", "bench_planning", "bench_rollout", "bench_training",
            "cache_vs_onthefly", "bench_data"]
 
 

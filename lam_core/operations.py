@@ -8,13 +8,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from lam_core.clip import Clip
-from lam_core.processing import VideoLike
+from lam_core.processing import ProcessedClip, VideoLike
+from lam_core.rendering import render_at, upsample_frames
 from lam_core.results import CycleResult, LeakageResult, TransferResult
 
 if TYPE_CHECKING:  # the pipeline calls these functions; they only name its type
@@ -23,6 +25,7 @@ if TYPE_CHECKING:  # the pipeline calls these functions; they only name its type
 __all__ = ["Progress", "cycle", "leakage", "one_step_errors", "transfer"]
 
 Progress = Callable[[float, str], None]
+DisplayLike = Clip | ProcessedClip | np.ndarray  # display frames: the model's frames, larger
 
 
 def _no_progress(fraction: float, message: str) -> None:
@@ -37,6 +40,9 @@ def transfer(
     context: int = 1,
     steps: int | None = None,
     progress: Progress | None = None,
+    *,
+    display: DisplayLike | None = None,
+    source_display: DisplayLike | None = None,
 ) -> TransferResult:
     """Replay the latent actions of ``source`` on ``target``.
 
@@ -50,6 +56,11 @@ def transfer(
         context: real target steps to start from (≥ 1).
         steps: predicted steps (default: as many as the source allows).
         progress: ``progress(fraction, message)``.
+        display: the target's display frames (``pipe.processor.display(...)``, or a processed
+            clip read with ``display=…``): the same frames and crop as the model's, larger. The
+            result then holds the transfer and the target's own rollout at that resolution
+            (``transferred_display``, ``target_own_display``; docs/DESIGN.md#display-rendering).
+        source_display: the source's display frames, passed through (``source_display``).
     """
     report = progress or _no_progress
     report(0.0, "encoding")
@@ -71,7 +82,7 @@ def transfer(
     runs = [(s_tgt[:, :c], cond), (s_src[:, :c], z_src[:, :total])]
     if z_tgt.shape[1] >= total:
         runs.append((s_tgt[:, :c], z_tgt[:, :total]))
-    pred, own_src, *own = _rollouts(pipe, runs)
+    (pred, own_src, *own), moves = _rollouts(pipe, runs, displacements=display is not None)
     own_tgt = own[0] if own else None
     tgt_steps = min(s_tgt.shape[1], c + horizon)
     src_err = float(_step_errors(own_src, s_src[:, c : c + horizon]).mean())
@@ -83,19 +94,35 @@ def transfer(
     shift = float("nan") if own_tgt is None else float(_step_errors(pred, own_tgt).mean())
     report(0.8, "decoding")
     frames = (c + horizon) * pipe.tubelet
+    transferred = _decode_clip(pipe, torch.cat([s_tgt[:, :c], pred], dim=1))
+    target_own = (
+        None if own_tgt is None else _decode_clip(pipe, torch.cat([s_tgt[:, :c], own_tgt], dim=1))
+    )
     result = TransferResult(
         source=pipe.to_clip(x_src[:, :frames]),
         target=pipe.to_clip(x_tgt[:, :frames]),
-        transferred=_decode_clip(pipe, torch.cat([s_tgt[:, :c], pred], dim=1)),
-        target_own=None
-        if own_tgt is None
-        else _decode_clip(pipe, torch.cat([s_tgt[:, :c], own_tgt], dim=1)),
+        transferred=transferred,
+        target_own=target_own,
         latents=z_src[0, c - 1 : total].cpu().numpy(),
         source_error=src_err,
         target_error=tgt_err,
         transfer_shift=shift,
         context=c,
     )
+    if source_display is not None:
+        result.source_display = _display_clip(pipe, source_display, frames)
+    if display is not None:
+        report(0.9, "rendering at the display resolution")
+        shown = _display_frames(display)
+        result.target_display = _display_clip(pipe, shown, frames)
+        result.display_rendering, result.display_note = _rendering(pipe, moves)
+        jobs = {}
+        if transferred is not None:
+            jobs["transferred_display"] = (shown, transferred, _run(moves, 0))
+        if target_own is not None:
+            jobs["target_own_display"] = (shown, target_own, _run(moves, 2))
+        for name, clip in _displayed_all(jobs, c * pipe.tubelet).items():
+            setattr(result, name, clip)
     report(1.0, "done")
     return result
 
@@ -108,6 +135,9 @@ def cycle(
     context: int = 1,
     progress: Progress | None = None,
     decode: bool = True,
+    *,
+    display: DisplayLike | None = None,
+    source_display: DisplayLike | None = None,
 ) -> CycleResult:
     """Infer on A, roll out on B, re-infer on B's prediction, roll out on A (paper Table 2).
 
@@ -117,6 +147,9 @@ def cycle(
         context: real steps each rollout starts from.
         progress: ``progress(fraction, message)``.
         decode: decode the three videos (False: only the errors; the clips are None).
+        display, source_display: B's and A's display frames (as :func:`transfer`'s): B's
+            transferred video, and A's direct and cycled ones, at those resolutions
+            (``transferred_display``, ``direct_display``, ``cycled_display``).
     """
     report = progress or _no_progress
     report(0.0, "encoding")
@@ -129,14 +162,19 @@ def cycle(
     # B's own latents serve only its c - 1 context transitions (none when c = 1)
     z_a, z_b = _latents_of(pipe, s_a[:, : total + 1], s_b[:, :c])
     report(0.3, "A → B")
-    b_pred, direct = _rollouts(pipe, [
+    shown = decode and (display is not None or source_display is not None)
+    (b_pred, direct), moves = _rollouts(pipe, [
         (s_b[:, :c], torch.cat([z_b[:, : c - 1], z_a[:, c - 1 : total]], 1)),
         (s_a[:, :c], z_a[:, :total]),
-    ])  # fmt: skip
+    ], displacements=shown)  # fmt: skip
     b_seq = torch.cat([s_b[:, :c], b_pred], dim=1)
     report(0.6, "B → A")
     z_cycled = pipe.infer_latents(b_seq)
-    cycled = pipe.rollout(s_a[:, :c], torch.cat([z_a[:, : c - 1], z_cycled[:, c - 1 :]], 1))
+    cond = torch.cat([z_a[:, : c - 1], z_cycled[:, c - 1 :]], 1)
+    if shown:
+        cycled, cycled_moves = pipe.rollout(s_a[:, :c], cond, return_displacements=True)
+    else:
+        cycled, cycled_moves = pipe.rollout(s_a[:, :c], cond), None
     truth = s_a[:, c : c + horizon]
     e_direct, e_cycled = _step_errors(direct, truth), _step_errors(cycled, truth)
     report(0.9, "decoding")
@@ -152,6 +190,21 @@ def cycle(
         direct_errors=e_direct,
         cycled_errors=e_cycled,
     )
+    if shown and result.direct is not None:
+        report(0.95, "rendering at the display resolution")
+        result.display_rendering, result.display_note = _rendering(pipe, moves)
+        jobs = {}
+        if source_display is not None:
+            a_shown = _display_frames(source_display)
+            result.source_display = _display_clip(pipe, a_shown, result.direct.num_frames)
+            jobs["direct_display"] = (a_shown, result.direct, _run(moves, 1))
+            cycled_run = None if cycled_moves is None else cycled_moves[0]
+            jobs["cycled_display"] = (a_shown, result.cycled, cycled_run)
+        if display is not None:
+            jobs["transferred_display"] = (_display_frames(display), result.transferred,
+                                           _run(moves, 0))  # fmt: skip
+        for name, clip in _displayed_all(jobs, c * pipe.tubelet).items():
+            setattr(result, name, clip)
     report(1.0, "done")
     return result
 
@@ -221,13 +274,22 @@ def _latents_of(
 
 
 def _rollouts(
-    pipe: LatentActionPipeline, runs: list[tuple[torch.Tensor, torch.Tensor]]
-) -> list[torch.Tensor]:
+    pipe: LatentActionPipeline,
+    runs: list[tuple[torch.Tensor, torch.Tensor]],
+    displacements: bool = False,
+) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
     """Rollouts of several ``(context, cond)`` pairs of equal shapes as one batch (the same
-    predictions to float rounding: rows of a batch do not interact)."""
+    predictions to float rounding: rows of a batch do not interact), and with
+    ``displacements`` each run's composed displacements ``(H, 2, h, w)`` of its first row (None
+    without them, or for a head without a flow)."""
     sizes = [len(ctx) for ctx, _ in runs]
-    out = pipe.rollout(torch.cat([ctx for ctx, _ in runs]), torch.cat([z for _, z in runs]))
-    return list(out.split(sizes))
+    context, cond = torch.cat([ctx for ctx, _ in runs]), torch.cat([z for _, z in runs])
+    if not displacements:
+        return list(pipe.rollout(context, cond).split(sizes)), None
+    out, moves = pipe.rollout(context, cond, return_displacements=True)
+    if moves is None:
+        return list(out.split(sizes)), None
+    return list(out.split(sizes)), [m[0] for m in moves.split(sizes)]
 
 
 def _step_errors(pred: torch.Tensor, true: torch.Tensor) -> np.ndarray:
@@ -237,3 +299,74 @@ def _step_errors(pred: torch.Tensor, true: torch.Tensor) -> np.ndarray:
 
 def _decode_clip(pipe: LatentActionPipeline, features: torch.Tensor) -> Clip | None:
     return None if pipe.decoder is None else pipe.to_clip(pipe.decode(features))
+
+
+# ---------------------------------------------------------------------------------- display
+def _display_frames(display: DisplayLike) -> np.ndarray:
+    """``(T, H, W, 3)`` uint8 display frames of a clip, a processed clip read with display
+    frames, or an array."""
+    if isinstance(display, ProcessedClip):
+        if display.display is None:
+            raise ValueError("display: this clip was processed without display frames; read "
+                             "its file with display=… (pipe.processor.read(path, display=512))")
+        display = display.display
+    frames = display.frames if isinstance(display, Clip) else np.asarray(display)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"display frames must be (T, H, W, 3) uint8, got {frames.shape} "
+                         f"{frames.dtype}")
+    return frames
+
+
+def _display_clip(pipe: LatentActionPipeline, display: DisplayLike, frames: int) -> Clip:
+    """The first ``frames`` display frames as a clip at the model's rate."""
+    return Clip(_display_frames(display)[:frames], fps=pipe.fps)
+
+
+def _run(moves: list[torch.Tensor] | None, i: int) -> torch.Tensor | None:
+    """Run ``i``'s displacements of :func:`_rollouts` (None without them)."""
+    return None if moves is None else moves[i]
+
+
+def _rendering(pipe: LatentActionPipeline, moves) -> tuple[str, str]:
+    """How the display frames are made: ``("flow", "")`` or ``("upsampled", why)``."""
+    if moves is not None:
+        return "flow", ""
+    head, size = pipe.lam.cfg.head, pipe.image_size
+    return "upsampled", (
+        f"this model's world-model head ({head}) predicts no motion field, so its predictions "
+        f"are shown as its {size}-px frames upsampled to the display size (no added detail)"
+    )
+
+
+def _displayed_all(jobs: dict[str, tuple], c: int) -> dict[str, Clip]:
+    """:func:`_displayed` of each job ``name → (display, decoded, moves)``, two at a time in
+    threads (the kernels release the GIL: a request of the studio, which runs one torch thread,
+    renders on both cores, as it decodes its two uploads)."""
+    if len(jobs) < 2:
+        return {name: _displayed(*job, c) for name, job in jobs.items()}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(_displayed, *job, c) for name, job in jobs.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def _displayed(display: np.ndarray, decoded: Clip, moves: torch.Tensor | None, c: int) -> Clip:
+    """A rollout at the display resolution: the real context's display frames, then each
+    predicted frame rendered from ``moves`` (:func:`lam_core.rendering.render_at`, anchored on
+    the last context frame, the flow head's anchor) or, without them, the decoded frame
+    upsampled.
+
+    Args:
+        display: ``(T, H, W, 3)`` display frames of the clip the rollout started from.
+        decoded: the decoded rollout (context then predictions) at the model's resolution.
+        moves: ``(H, 2, h, w)`` composed displacements (one frame per step), or None.
+        c: context frames at the start of ``decoded``.
+    """
+    if len(display) < c:
+        raise ValueError(f"display: {len(display)} frames, fewer than the {c} context frames")
+    predicted = decoded.frames[c:]
+    height, width = display.shape[1:3]
+    if moves is not None and len(moves) == len(predicted):
+        rendered = render_at(display[c - 1], moves, predicted)
+    else:
+        rendered = upsample_frames(predicted, height, width)
+    return Clip(np.concatenate([display[:c], rendered]), fps=decoded.fps)

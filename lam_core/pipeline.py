@@ -313,11 +313,24 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
 
     @torch.no_grad()
     def rollout(
-        self, context: torch.Tensor, cond: torch.Tensor | None = None, horizon: int | None = None
-    ) -> torch.Tensor:
-        """World-model rollout with a KV cache; see :meth:`WorldModel.rollout` for shapes."""
+        self,
+        context: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        horizon: int | None = None,
+        *,
+        return_displacements: bool = False,
+    ):
+        """World-model rollout with a KV cache; see :meth:`WorldModel.rollout` for shapes.
+
+        With ``return_displacements``: ``(steps, displacements | None)``, the flow head's
+        composed displacements ``(B, H, 2, h, w)`` from the last context frame (float32; None
+        for other heads), which :func:`lam_core.rendering.render_at` renders at a display
+        resolution."""
         with self.autocast():
-            return self.lam.rollout(context, cond, horizon).float()
+            if not return_displacements:
+                return self.lam.rollout(context, cond, horizon).float()
+            steps, moves = self.lam.rollout(context, cond, horizon, return_displacements=True)
+        return steps.float(), None if moves is None else moves.float()
 
     @torch.no_grad()
     def decode(self, features: torch.Tensor) -> torch.Tensor:
@@ -383,12 +396,12 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
     # ------------------------------------------------------------------ operations
     def transfer(self, source: VideoLike, target: VideoLike, **options) -> TransferResult:
         """:func:`lam_core.operations.transfer` on this pipeline (``context``, ``steps``,
-        ``progress``)."""
+        ``progress``, ``display``, ``source_display``)."""
         return operations.transfer(self, source, target, **options)
 
     def cycle(self, source: VideoLike, target: VideoLike, **options) -> CycleResult:
         """:func:`lam_core.operations.cycle` on this pipeline (``context``, ``progress``,
-        ``decode``)."""
+        ``decode``, ``display``, ``source_display``)."""
         return operations.cycle(self, source, target, **options)
 
     def leakage(self, a: VideoLike, b: VideoLike, cut: int | None = None) -> LeakageResult:

@@ -217,5 +217,5 @@ class ClipProcessor:
 
 def _display_view(frames: np.ndarray, long_side: int) -> np.ndarray:
     """``(n, H, W, 3)`` uint8 → the centre square (the model's crop) at side
-    ``min(min(H, W), long_side)``."""
-    return resize_center_crop(frames, min(min(frames.shape[1:3]), long_side))
+    ``min(min(H, W), long_side)`` (the display resize: shown, never given to the model)."""
+    return resize_center_crop(frames, min(min(frames.shape[1:3]), long_side), display=True)

@@ -28,6 +28,18 @@ class TransferResult:
         transfer_shift: feature L1 between the transferred prediction and the target's own
             rollout (how much the source's actions changed the target).
         context: context steps taken from the target.
+        source_display, target_display: the source's and the target's display frames (the same
+            frames and crop at the display resolution, e.g. long side ≤ 512), same length as
+            ``source`` and ``target``; None unless display frames were given.
+        transferred_display, target_own_display: ``transferred`` and ``target_own`` at the
+            target's display resolution (docs/DESIGN.md#display-rendering): the real context's
+            display frames, then the prediction rendered from the composed flow
+            (``display_rendering == "flow"``), or, for a head without a flow, the decoded
+            frames upsampled (``"upsampled"``, said in ``display_note``). None unless the
+            target's display frames were given.
+        display_rendering: ``"flow"``, ``"upsampled"`` or None (no display frames).
+        display_note: a sentence for the user when the display frames are only upsampled, else
+            ``""``.
     """
 
     source: Clip
@@ -39,6 +51,12 @@ class TransferResult:
     target_error: float
     transfer_shift: float
     context: int
+    source_display: Clip | None = None
+    target_display: Clip | None = None
+    transferred_display: Clip | None = None
+    target_own_display: Clip | None = None
+    display_rendering: str | None = None
+    display_note: str = ""
 
 
 @dataclass
@@ -46,7 +64,10 @@ class CycleResult:
     """Cycle A → B → A (paper Table 2): errors of A's rollout with its own latents (direct) and
     with latents re-inferred from B's transferred prediction (cycled).
 
-    ``ratio = cycled / direct``.
+    ``ratio = cycled / direct``. With display frames of A and B, ``direct_display``,
+    ``transferred_display`` and ``cycled_display`` are the three videos at A's, B's and A's
+    display resolution (as :class:`TransferResult`'s ``transferred_display``; ``display_rendering``
+    and ``display_note`` likewise), and ``source_display`` is A's display frames, same length.
     """
 
     direct: Clip | None
@@ -57,6 +78,12 @@ class CycleResult:
     ratio: float
     direct_errors: np.ndarray
     cycled_errors: np.ndarray
+    source_display: Clip | None = None
+    direct_display: Clip | None = None
+    transferred_display: Clip | None = None
+    cycled_display: Clip | None = None
+    display_rendering: str | None = None
+    display_note: str = ""
 
 
 @dataclass

@@ -369,7 +369,7 @@ def _short(error: Exception) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def resize_center_crop(frames: np.ndarray, size: int) -> np.ndarray:
+def resize_center_crop(frames: np.ndarray, size: int, display: bool = False) -> np.ndarray:
     """Resize the shorter side to ``size`` and centre-crop to ``size`` x ``size``.
 
     The centre square of side ``min(H, W)`` is cut first, then resized with :func:`crop_resize`,
@@ -378,6 +378,9 @@ def resize_center_crop(frames: np.ndarray, size: int) -> np.ndarray:
     Args:
         frames: ``(T, H, W, 3)`` uint8 frames.
         size: output side in pixels.
+        display: frames only shown, never given to a model (display frames, panels of a
+            video): the same antialiased bilinear resize through torch's uint8 kernel, within
+            one grey level of :func:`crop_resize`'s float path and ~5× faster on one thread.
 
     Returns:
         ``(T, size, size, 3)`` uint8 frames.
@@ -387,6 +390,11 @@ def resize_center_crop(frames: np.ndarray, size: int) -> np.ndarray:
     h, w = frames.shape[1:3]
     if min(h, w) == size:
         return np.ascontiguousarray(_center_square(frames, h, w, axis=1))
+    if display:  # (T, C, H, W) with channels-last strides: torch's vectorised uint8 kernel
+        x = torch.from_numpy(np.ascontiguousarray(_center_square(frames, h, w, axis=1)))
+        x = F.interpolate(x.permute(0, 3, 1, 2), size=(size, size), mode="bilinear",
+                          antialias=True, align_corners=False)
+        return np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy())
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
     x = crop_resize(x, size).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
     return np.ascontiguousarray(x.numpy())

@@ -5,6 +5,11 @@ Each takes file paths and numbers, calls :class:`lam_core.LatentActionPipeline` 
 Gradio API endpoints ``transfer`` and ``cycle`` return. The figures and tables shown beside them
 are rebuilt from that dict by the ``*_details`` functions. Bad input raises ``gr.Error`` with a
 message that names the input and what is wrong (:func:`user_errors`).
+
+Transfer and cycle read each upload once at the model's resolution and at a display resolution
+(long side ≤ :data:`studio.media.DISPLAY`, the same crop) and show the results at the display
+resolution (docs/DESIGN.md#display-rendering); the same panels at the model's resolution are
+written next to it, ``numbers["model_video"]`` (:func:`model_video`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,16 @@ from lam_core.pipeline import REPO_ROOT
 from lam_core.processing import ProcessedClip
 from lam_core.video import VideoDecodeError
 from studio import plots
-from studio.media import Panel, read_upload, save_video, side_by_side
+from studio.media import (
+    CAPTION_HEIGHT,
+    DISPLAY,
+    Panel,
+    fit_panel,
+    panel_side,
+    read_upload,
+    save_video,
+    side_by_side,
+)
 from studio.models import PIPELINES, CheckpointMissing
 
 log = logging.getLogger(__name__)
@@ -85,10 +99,15 @@ def finite(x: float) -> float | None:
 
 
 def load_pair(
-    pipe: LatentActionPipeline, first: str | None, second: str | None, names: tuple[str, str]
+    pipe: LatentActionPipeline,
+    first: str | None,
+    second: str | None,
+    names: tuple[str, str],
+    display: int | None = None,
 ) -> tuple[ProcessedClip, ProcessedClip, list[str]]:
     """Decode two uploads with ``pipe.processor`` (capped); returns both processed clips (what
-    the model takes: sampled, resized and tensorised once) and the cap notes.
+    the model takes: sampled, resized and tensorised once; with ``display``, also their display
+    frames, side ≤ ``display``, from the same decode) and the cap notes.
 
     The two files are decoded side by side, one thread each (the decoders release the GIL), so
     one request uses both cores while it decodes (docs/PERFORMANCE.md)."""
@@ -99,7 +118,7 @@ def load_pair(
             )
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = [
-            pool.submit(read_upload, path, pipe.processor, name)
+            pool.submit(read_upload, path, pipe.processor, name, display=display)
             for path, name in zip((first, second), names)
         ]
         uploads = [f.result() for f in futures]  # the first input's error first, as before
@@ -125,6 +144,32 @@ def _steps(clip: ProcessedClip, pipe: LatentActionPipeline) -> int:
     return clip.num_frames // pipe.tubelet
 
 
+def _videos(
+    pipe: LatentActionPipeline, shown: list[Panel], model: list[Panel], stem: str
+) -> tuple[str, str, np.ndarray]:
+    """The side-by-side video of display-resolution panels and, next to it, the same panels at
+    the model's resolution (``<stem>-model``); returns both paths and the display frames."""
+    side = panel_side(*(p.frames for p in shown))
+    for p in shown:
+        p.frames = fit_panel(p.frames, side)
+    frames = side_by_side(shown, side)
+    video = save_video(frames, pipe.fps, stem)
+    return video, save_video(side_by_side(model), pipe.fps, f"{stem}-model"), frames
+
+
+def _display_numbers(frames: np.ndarray, rendering: str | None) -> dict:
+    """What the numbers say of the shown video: its panel side, its size and how the
+    predictions were rendered (``"flow"`` or ``"upsampled"``)."""
+    return {"panel": int(frames.shape[1] - CAPTION_HEIGHT), "width": int(frames.shape[2]),
+            "height": int(frames.shape[1]), "rendering": rendering}
+
+
+def model_video(numbers: dict | None) -> str | None:
+    """The model-resolution video of a transfer or cycle result (``numbers["model_video"]``),
+    for a second video output (the main one is at the display resolution)."""
+    return (numbers or {}).get("model_video")
+
+
 # ---------------------------------------------------------------------------------- transfer
 def transfer(
     source: str | None,
@@ -145,35 +190,53 @@ def transfer(
     Returns:
         ``(video, numbers)``: an mp4 of source | target | target with the source's actions |
         target with its own actions | their difference ×``CHANGE_GAIN`` (the last two when the
-        target is as long as the prediction), and
+        target is as long as the prediction) at the uploads' display resolution (long side ≤
+        :data:`~studio.media.DISPLAY`), and
         ``{"source_error", "target_error", "transfer_shift", "context", "steps", "frames", "fps",
-        "latents", "checkpoint", "notes"}`` (errors ``None`` where not defined).
+        "latents", "display", "model_video", "checkpoint", "notes"}`` (errors ``None`` where not
+        defined; ``display``: the shown video's panel side, width, height and ``rendering``,
+        ``"flow"`` or ``"upsampled"``; ``model_video``: the same panels at the model's
+        resolution, a file next to ``video``).
     """
     with user_errors("transfer"):
         pipe = PIPELINES.get(checkpoint)
         _needs_decoder(pipe, checkpoint)
-        src, tgt, notes = load_pair(pipe, source, target, ("source", "target"))
+        src, tgt, notes = load_pair(pipe, source, target, ("source", "target"), display=DISPLAY)
         context = int(context)
         both = min(_steps(src, pipe), _steps(tgt, pipe)) - context
         steps = int(steps) if steps and int(steps) > 0 else max(both, 1)
         result = pipe.transfer(
-            src, tgt, context=context, steps=steps, progress=as_callback(progress)
-        )
+            src, tgt, context=context, steps=steps, progress=as_callback(progress),
+            display=tgt, source_display=src,
+        )  # fmt: skip
         ctx_frames = result.context * pipe.tubelet
-        panels = [
-            Panel("source", result.source.frames),
-            Panel("target", result.target.frames),
-            Panel("target + source's actions", result.transferred.frames, ctx_frames),
-        ]
-        if result.target_own is not None:  # what the source's actions changed, amplified
-            own = result.target_own.frames
-            panels += [
-                Panel("target + own actions", own, ctx_frames),
-                Panel(f"change x{CHANGE_GAIN:g}", change_frames(result.transferred.frames, own,
-                                                                CHANGE_GAIN)),
-            ]  # fmt: skip
-        frames = side_by_side(panels)
-        video = save_video(frames, pipe.fps, "transfer")
+
+        def panels(source, target, transferred, own) -> list[Panel]:
+            out = [
+                Panel("source", source),
+                Panel("target", target),
+                Panel("target + source's actions", transferred, ctx_frames),
+            ]
+            if own is not None:  # what the source's actions changed, amplified
+                out += [
+                    Panel("target + own actions", own, ctx_frames),
+                    Panel(f"change x{CHANGE_GAIN:g}", change_frames(transferred, own, CHANGE_GAIN)),
+                ]  # fmt: skip
+            return out
+
+        def frames_of(clip):
+            return None if clip is None else clip.frames
+
+        video, small, frames = _videos(
+            pipe,
+            panels(result.source_display.frames, result.target_display.frames,
+                   result.transferred_display.frames, frames_of(result.target_own_display)),
+            panels(result.source.frames, result.target.frames, result.transferred.frames,
+                   frames_of(result.target_own)),
+            "transfer",
+        )  # fmt: skip
+        if result.display_note:
+            notes.append(result.display_note)
         if result.target.num_frames < result.transferred.num_frames:
             notes.append(
                 "the target is shorter than the prediction: its last frame is held and "
@@ -187,6 +250,8 @@ def transfer(
             "frames": int(frames.shape[0]),
             "fps": pipe.fps,
             "latents": np.round(result.latents.astype(float), 5).tolist(),
+            "display": _display_numbers(frames, result.display_rendering),
+            "model_video": small,
             "notes": notes,
         }
         return video, numbers
@@ -228,24 +293,40 @@ def cycle(
     """Cycle A → B → A (paper Table 2) on a pair of videos.
 
     Returns:
-        ``(video, numbers)``: an mp4 of A | A direct | B with A's actions | A cycled, and
-        ``{"direct_error", "cycled_error", "ratio", "direct_errors", "cycled_errors", "context",
-        "frames", "fps", "checkpoint", "notes"}``.
+        ``(video, numbers)``: an mp4 of A | A direct | B with A's actions | A cycled at the
+        uploads' display resolution, and ``{"direct_error", "cycled_error", "ratio",
+        "direct_errors", "cycled_errors", "context", "frames", "fps", "display", "model_video",
+        "checkpoint", "notes"}`` (``display`` and ``model_video`` as :func:`transfer`'s).
     """
     with user_errors("cycle"):
         pipe = PIPELINES.get(checkpoint)
         _needs_decoder(pipe, checkpoint)
-        a, b, notes = load_pair(pipe, source, target, ("clip A (source)", "clip B (target)"))
+        a, b, notes = load_pair(
+            pipe, source, target, ("clip A (source)", "clip B (target)"), display=DISPLAY
+        )
         context = int(context)
-        result = pipe.cycle(a, b, context=context, progress=as_callback(progress))
+        result = pipe.cycle(a, b, context=context, progress=as_callback(progress), display=b,
+                            source_display=a)  # fmt: skip
         ctx_frames = context * pipe.tubelet
-        frames = side_by_side([
-            Panel("A (real)", model_frames(pipe, a)[: result.direct.num_frames]),
-            Panel("A direct", result.direct.frames, ctx_frames),
-            Panel("B with A's actions", result.transferred.frames, ctx_frames),
-            Panel("A cycled", result.cycled.frames, ctx_frames),
-        ])  # fmt: skip
-        video = save_video(frames, pipe.fps, "cycle")
+
+        def panels(real, direct, transferred, cycled) -> list[Panel]:
+            return [
+                Panel("A (real)", real),
+                Panel("A direct", direct, ctx_frames),
+                Panel("B with A's actions", transferred, ctx_frames),
+                Panel("A cycled", cycled, ctx_frames),
+            ]
+
+        video, small, frames = _videos(
+            pipe,
+            panels(result.source_display.frames, result.direct_display.frames,
+                   result.transferred_display.frames, result.cycled_display.frames),
+            panels(model_frames(pipe, a)[: result.direct.num_frames], result.direct.frames,
+                   result.transferred.frames, result.cycled.frames),
+            "cycle",
+        )  # fmt: skip
+        if result.display_note:
+            notes.append(result.display_note)
         numbers = {
             "checkpoint": checkpoint,
             **{key: finite(getattr(result, key)) for key, _, _ in CYCLE_ROWS},
@@ -254,6 +335,8 @@ def cycle(
             "context": context,
             "frames": int(frames.shape[0]),
             "fps": pipe.fps,
+            "display": _display_numbers(frames, result.display_rendering),
+            "model_video": small,
             "notes": notes,
         }
         return video, numbers

@@ -2,9 +2,11 @@
 
 Uploads are read by the model's :class:`lam_core.processing.ClipProcessor` (one decode: sampled
 at the model's frame rate, faster for a clip too short for it, cropped, resized and tensorised
-once) and capped on the server (:data:`MAX_SECONDS`, :data:`MAX_FRAMES`). Results are drawn
-as panels (model frames upscaled ×:data:`UPSCALE` with nearest neighbour so that 64×64 frames are
-visible) with a caption bar per panel, and written as h264/yuv420p mp4 with
+once; with ``display``, the same frames and crop at a display resolution from the same decode)
+and capped on the server (:data:`MAX_SECONDS`, :data:`MAX_FRAMES`). Results are drawn as panels
+(model frames upscaled ×:data:`UPSCALE` with nearest neighbour so that 64×64 frames are visible;
+display frames at their own resolution, :func:`panel_side`, :func:`fit_panel`) with a caption
+bar per panel, and written as h264/yuv420p mp4 with
 :func:`lam_core.video.write_video` into one temporary folder per process that is pruned as it
 goes (by age and count) and removed at exit.
 """
@@ -27,8 +29,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from lam_core.clip import Clip
-from lam_core.processing import ClipProcessor, ProcessedClip
-from lam_core.video import TooFewFramesError, VideoDecodeError, write_video
+from lam_core.processing import DISPLAY_SIDE, ClipProcessor, ProcessedClip
+from lam_core.video import TooFewFramesError, VideoDecodeError, resize_center_crop, write_video
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ DENSE_STEPS = 8  # a clip shorter than this many model steps at the model's rate
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 UPSCALE = 4  # nearest-neighbour zoom of 64×64 model frames
 PANEL = 64 * UPSCALE  # side of one panel of a side-by-side video, whatever the model's size
+DISPLAY = DISPLAY_SIDE  # longest side of the display frames read with an upload (transfer, cycle)
 OUTPUT_MAX_AGE = 3600.0  # seconds an output file is kept
 OUTPUT_MAX_FILES = 256  # and at most this many output files
 X264_PRESET = "ultrafast"  # libx264 speed preset of the outputs (see save_video)
@@ -70,7 +73,11 @@ class Upload:
 
 
 def read_upload(
-    path: str | Path, processor: ClipProcessor, name: str, min_frames: int | None = None
+    path: str | Path,
+    processor: ClipProcessor,
+    name: str,
+    min_frames: int | None = None,
+    display: int | None = None,
 ) -> Upload:
     """Decode an uploaded video for a model, capped to ≤ 10 s and ≤ 64 frames.
 
@@ -84,6 +91,8 @@ def read_upload(
         processor: the model's clip processor (``pipe.processor``): its rate, size and tubelet.
         name: what the user calls this input ("source", "clip A", ...), for messages.
         min_frames: fewer frames than this raise (default: two model steps).
+        display: also read display frames (``processed.display``: the same frames and crop,
+            side ≤ ``display``), from the same decode.
 
     Raises:
         lam_core.video.VideoDecodeError: unreadable, empty or too short; the message starts with
@@ -97,7 +106,7 @@ def read_upload(
     file = Path(path).name
     try:
         processed = processor.read(
-            path, max_frames=max_frames, min_frames=min_frames, want_frames=want
+            path, max_frames=max_frames, min_frames=min_frames, want_frames=want, display=display
         )
     except TooFewFramesError as e:
         raise VideoDecodeError(f"{name}: {file}: {_too_short(e, file)}") from None
@@ -240,6 +249,28 @@ def side_by_side(panels: list[Panel], side: int | None = None, gap: int = 4) -> 
         if len(frames) < length:  # hold the last frame
             column[len(frames) :, CAPTION_HEIGHT:] = column[len(frames) - 1, CAPTION_HEIGHT:]
     return out
+
+
+def panel_side(*frames: np.ndarray | None) -> int:
+    """The panel side of a video of display frames: the side most of them have (the larger on a
+    tie), so that only the others are resized; at least :data:`PANEL` and rounded up to an even
+    number (h264/yuv420p wants even sizes; with the 4-px gaps and the caption bar the whole video
+    is then even)."""
+    sides = [max(f.shape[1:3]) for f in frames if f is not None]
+    side = max(sides, key=lambda s: (sides.count(s), s)) if sides else PANEL
+    side = max(side, PANEL)
+    return side + side % 2
+
+
+def fit_panel(frames: np.ndarray, side: int) -> np.ndarray:
+    """Display frames ``(T, h, w, 3)`` made ready for a panel of ``side``: as they are when
+    :func:`side_by_side` zooms them exactly (their side, or a whole multiple of it: nearest
+    neighbour, e.g. 64-px model frames), otherwise resized (antialiased bilinear,
+    :func:`lam_core.video.resize_center_crop` with ``display=True``)."""
+    h, w = frames.shape[1:3]
+    if h == w and side % h == 0:
+        return frames
+    return resize_center_crop(frames, side, display=True)
 
 
 def _fit_into(dest: np.ndarray, frames: np.ndarray) -> None:

@@ -140,6 +140,10 @@ def transfer_tab(checkpoint: gr.Dropdown) -> None:
         handlers.transfer_details, numbers, [table, latents_plot], api_visibility="private"
     )
     done.success(handlers.result_notes, numbers, notes, api_visibility="private")
+    with gr.Accordion("the same transfer at the model's resolution (64 px)", open=False):
+        model_out = gr.Video(label="model resolution", interactive=False,
+                             elem_id="transfer-model-output", height=220)
+    done.success(handlers.model_video, numbers, model_out, api_name="transfer_model_video")
 
     gr.Markdown(
         "### Cycle A → B → A\nInfer A's actions, apply them to B, re-infer them from the "
@@ -161,6 +165,11 @@ def transfer_tab(checkpoint: gr.Dropdown) -> None:
         handlers.cycle_details, cycle_numbers, [cycle_table, cycle_plot], api_visibility="private"
     )
     done.success(handlers.result_notes, cycle_numbers, cycle_notes, api_visibility="private")
+    with gr.Accordion("the same cycle at the model's resolution (64 px)", open=False):
+        cycle_model_out = gr.Video(label="model resolution", interactive=False,
+                                   elem_id="cycle-model-output", height=220)
+    done.success(handlers.model_video, cycle_numbers, cycle_model_out,
+                 api_name="cycle_model_video")
 
 
 def leakage_tab(checkpoint: gr.Dropdown) -> None:

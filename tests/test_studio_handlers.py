@@ -86,6 +86,23 @@ def test_transfer_returns_video_and_numbers(ckpt, clips):
     assert isinstance(fig, go.Figure) and fig.data[0].z.shape == (16, 6)
 
 
+def test_transfer_and_cycle_are_shown_at_the_display_resolution(ckpt, tmp_path):
+    """Uploads larger than a panel come back at their display resolution (the same crop,
+    side ≤ 512); the model-resolution video is written next to it. The tiny checkpoint's
+    feature head has no flow: its predictions are upsampled, and the notes say so."""
+    big = [moving_square(tmp_path / f"{i}.mp4", size=(300, 420), seed=i) for i in (1, 2)]
+    video, numbers = handlers.transfer(*big, ckpt, progress=None)
+    shown = numbers["display"]
+    assert shown["panel"] == 300 and shown["rendering"] == "upsampled"
+    assert read_video(video).size == (media.CAPTION_HEIGHT + 300, 5 * 300 + 4 * 4)
+    assert any("no motion field" in note for note in numbers["notes"])
+    small = handlers.model_video(numbers)
+    assert read_video(small).size == (media.CAPTION_HEIGHT + media.PANEL, 5 * media.PANEL + 16)
+    video, numbers = handlers.cycle(*big, ckpt, progress=None)
+    assert read_video(video).size == (media.CAPTION_HEIGHT + 300, 4 * 300 + 3 * 4)
+    assert read_video(handlers.model_video(numbers)).num_frames == numbers["frames"]
+
+
 def test_transfer_steps_and_short_target(ckpt, clips, tmp_path):
     _, numbers = handlers.transfer(*clips, ckpt, context=1, steps=3, progress=None)
     assert numbers["steps"] == 3 and numbers["frames"] == 8

@@ -170,6 +170,11 @@ class FlowHead(WorldModelHead):
         """Compose the flows from the last real frame (sharp: it is sampled once)."""
         return FlowComposer(self.image(context[:, -1:]))
 
+    def displacement(self, state: FlowComposer | None) -> torch.Tensor | None:
+        """The composer's displacement ``D_t`` ``(B, 2, H, W)`` from the anchor (the last real
+        frame) after the latest step."""
+        return None if state is None else state.displacement
+
     def loss_terms(self, extras, cfg):
         """``flow_px`` (the mean flow magnitude, pixels) and ``flow_l1`` times it."""
         magnitude = extras.norm(dim=1).mean()

@@ -9,6 +9,9 @@ turns those values into the next step:
   next steps and the head's extras (for its loss terms; the flow head's flow);
 - :meth:`~WorldModelHead.rollout_state`: state a rollout carries from step to step (the flow
   head's :class:`~lam_core.models.flow.FlowComposer`; None here);
+- :meth:`~WorldModelHead.displacement`: where a rollout's last step takes its pixels from in the
+  rollout's anchor frame (the flow head's composed flow; None here), for rendering a rollout at
+  a display resolution (:mod:`lam_core.rendering`);
 - :meth:`~WorldModelHead.loss_terms`: an auxiliary loss and logged stats from the extras;
 - :meth:`~WorldModelHead.check`: the ``LAMConfig`` values the head cannot work with, as a
   ``ValueError`` whose message starts with the dotted key (``lam.flow_grid: …``).
@@ -76,6 +79,12 @@ class WorldModelHead(nn.Linear):
     def rollout_state(self, context: torch.Tensor) -> Any:
         """State a rollout from ``context`` ``(B, C, N, D)`` passes to every :meth:`next_steps`
         (None: none)."""
+        return None
+
+    def displacement(self, state: Any) -> torch.Tensor | None:
+        """After a rollout step, the composed displacement ``(B, 2, H, W)`` (pixels, x then y)
+        from the rollout's anchor frame: that step's pixel ``x`` comes from the anchor at ``x +
+        D(x)``. None for heads that do not move pixels (all but the flow head)."""
         return None
 
     def loss_terms(self, extras: Any, cfg: LAMConfig) -> tuple[torch.Tensor | None, dict]:

@@ -160,6 +160,9 @@ class LatentActionModel(nn.Module):
         horizon: int | None = None,
         use_cache: bool = True,
         next_cond=None,
-    ) -> torch.Tensor:
+        *,
+        return_displacements: bool = False,
+    ):
         """See :meth:`WorldModel.rollout`; ``cond`` are latents, actions or None by kind."""
-        return self.world_model.rollout(context, cond, horizon, use_cache, next_cond)
+        return self.world_model.rollout(context, cond, horizon, use_cache, next_cond,
+                                        return_displacements=return_displacements)

@@ -227,7 +227,9 @@ class WorldModel(nn.Module):
         horizon: int | None = None,
         use_cache: bool = True,
         next_cond: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
-    ) -> torch.Tensor:
+        *,
+        return_displacements: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """Autoregressive rollout from context steps.
 
         Args:
@@ -243,9 +245,16 @@ class WorldModel(nn.Module):
                 given the step ``s`` ``(B, 1, N, D)`` it starts from. Then ``cond`` holds only
                 the context's ``C - 1`` transitions (None when ``C = 1``) and ``horizon`` is
                 required.
+            return_displacements: also return, for each predicted step, the head's composed
+                displacement from the anchor (the last context frame): ``(B, H, 2, h, w)``
+                pixels at the model's resolution, step t's pixel ``x`` taken from the anchor at
+                ``x + D_t(x)`` (:meth:`WorldModelHead.displacement
+                <lam_core.models.head.WorldModelHead.displacement>`); None for a head without
+                a flow. For rendering at a display resolution (:mod:`lam_core.rendering`).
 
         Returns:
-            ``(B, H, N, D)`` predicted steps ŝ_C … ŝ_C+H-1.
+            ``(B, H, N, D)`` predicted steps ŝ_C … ŝ_C+H-1; with ``return_displacements``, the
+            pair ``(steps, displacements | None)``.
         """
         c = context.shape[1]
         known = 0 if cond is None else cond.shape[1]
@@ -279,6 +288,7 @@ class WorldModel(nn.Module):
 
         state = self.head.rollout_state(context)  # e.g. the flow head's FlowComposer
         preds: list[torch.Tensor] = []
+        moves: list[torch.Tensor] = []  # composed displacements, when asked for
         prev = context[:, -1:]
         n = self.grid * self.grid
         cache = RolloutCache((c + horizon - 1) * n) if use_cache else None
@@ -293,7 +303,12 @@ class WorldModel(nn.Module):
                 out = self._first_step(context, conditions, cache)
             prev = self.head.next_steps(out, prev, state)[0]
             preds.append(prev)
-        return torch.cat(preds, dim=1)
+            if return_displacements and (moved := self.head.displacement(state)) is not None:
+                moves.append(moved)
+        steps = torch.cat(preds, dim=1)
+        if not return_displacements:
+            return steps
+        return steps, (torch.stack(moves, dim=1) if len(moves) == horizon else None)
 
     def _first_step(self, context: torch.Tensor, conditions, cache: RolloutCache):
         """Head output ``(B, 1, n, out)`` of the context's last step, the context in ``cache``.
