@@ -19,6 +19,16 @@ COMMANDS = {
     "clips": "python train/recipes/example_clips.py",
     "report": "python -m lam_core.eval.report --checkpoints assets/checkpoints --out assets/report",
 }
+# the grid flagship and its controllers (docs/RESULTS.md, "Objects move")
+GRID_COMMAND = ("python train/lam.py --config train/configs/pixel_lam_cells.yaml, then "
+                "train/controller.py on it; train/export.py in fp16")
+
+
+def command(rel: Path) -> str:
+    """How the shipped file ``rel`` (relative to assets/) was made."""
+    if rel.parts[0] == "checkpoints" and len(rel.parts) > 1 and rel.parts[1].endswith("-grid"):
+        return GRID_COMMAND
+    return COMMANDS.get(rel.parts[0], "")
 
 
 def sha256(path: Path) -> str:
@@ -36,7 +46,7 @@ def build() -> dict:
             continue
         rel = p.relative_to(ASSETS)
         files.append({"file": str(rel), "sha256": sha256(p), "size": p.stat().st_size,
-                      "command": COMMANDS.get(rel.parts[0], "")})
+                      "command": command(rel)})
     return {"total_bytes": sum(f["size"] for f in files), "files": files}
 
 
