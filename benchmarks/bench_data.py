@@ -51,7 +51,7 @@ def run(ctx: Context) -> list[Row]:
             unit="clips/s", ratio=speed["decord"] / speed["av"], ratio_of="decord / PyAV",
             note=f"PyAV {speed['av']:.1f} clips/s; {FPS:g} fps, ≤ {MAX_FRAMES} frames each",
             extra={"av_clips_per_s": speed["av"], "files": len(files)},
-        ))  # fmt: skip
+        ))
     n = 100 if ctx.quick else 400
     rows.append(Row(name="MiniWild clips (16 × 64 × 64), one core", value=benchmark(n),
                     unit="clips/s", note="CPU time of this process (other load does not count)"))

@@ -32,7 +32,7 @@ def laplacian_energy(frames: np.ndarray) -> float:
     grey image of ``(T, H, W, 3)`` uint8 frames."""
     grey = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     lap = (grey[:, :-2, 1:-1] + grey[:, 2:, 1:-1] + grey[:, 1:-1, :-2] + grey[:, 1:-1, 2:]
-           - 4 * grey[:, 1:-1, 1:-1])  # fmt: skip
+           - 4 * grey[:, 1:-1, 1:-1])
     return float(lap.reshape(len(frames), -1).var(axis=1).mean())
 
 
@@ -44,7 +44,7 @@ def measure(source: str | Path, target: str | Path, checkpoint: str | Path) -> d
 
     pipe = LatentActionPipeline.from_pretrained(checkpoint)
     src, tgt = (read_upload(p, pipe.processor, n, display=DISPLAY).processed
-                for p, n in ((source, "source"), (target, "target")))  # fmt: skip
+                for p, n in ((source, "source"), (target, "target")))
     result = pipe.transfer(src, tgt, display=tgt, source_display=src)
     c = result.context * pipe.tubelet
     n = min(len(result.transferred_display.frames), len(result.target_display.frames))
@@ -90,4 +90,4 @@ def run(ctx: Context) -> list[Row]:
         Row(name=f"transfer with display rendering, {label}, 1 thread", value=rendered,
             unit="s", ratio=rendered / plain, ratio_of="with / without display rendering",
             note=f"without: {plain:.3f} s"),
-    ]  # fmt: skip
+    ]

@@ -104,7 +104,7 @@ def plan_rows(ctx: Context, pipe, world: str, cfg, horizon: int, subset: int) ->
         note=f"{steps} candidate-steps, {flops / steps / 1e6:.0f} MFLOP each; loop {loop_s:.0f} s",
         extra={"loop_s": loop_s, "loop_per_candidate_s_by_threads": per_thread,
                "candidate_steps": steps},
-    )]  # fmt: skip
+    )]
     if cpu_has_native_bf16():
         with cpu_bf16(True):
             batched.cost(probe)  # warm-up
@@ -124,7 +124,7 @@ def plan_rows(ctx: Context, pipe, world: str, cfg, horizon: int, subset: int) ->
             met=met, note=f"largest relative cost error {err:.1e}; {same} of the {k} elites of "
             f"{cfg.samples} probe candidates the same as fp32's",
             extra={"max_relative_cost_error": err, "same_elites": same},
-        ))  # fmt: skip
+        ))
     return rows
 
 
@@ -154,7 +154,7 @@ def solver_rows(ctx: Context, pipe, cfg, budget_s: float) -> list[Row]:
         st = dataclasses.asdict(solver)
         size = (f"{st['starts']} starts, I={st['iterations']}" if "starts" in st
                 else f"N={st['samples']}" + (f" K={st['elites']}" if name != "mppi" else "")
-                + f" I={st['iterations']}")  # fmt: skip
+                + f" I={st['iterations']}")
         rows.append(Row(
             name=f"{SOLVERS[name].label} plan, reach ({size}; then {budget_s:g} s budget)",
             value=default.seconds, unit="s", ratio=timed.cost / cem_cost,
@@ -169,7 +169,7 @@ def solver_rows(ctx: Context, pipe, cfg, budget_s: float) -> list[Row]:
                    "budget_iterations": timed.iterations,
                    "budget_evaluations": timed.evaluations, "zero_action_cost": zero,
                    "load_before": load_before, "load_after": os.getloadavg()[0]},
-        ))  # fmt: skip
+        ))
     return rows
 
 

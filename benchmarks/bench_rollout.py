@@ -40,5 +40,5 @@ def run(ctx: Context) -> list[Row]:
             note=f"recompute {slow:.3f} s, {count_flops(lambda: roll(False)) / flops:.2f}× the "
                  f"FLOPs; largest difference cache vs recompute {diff:.1e}",
             extra={"recompute_s": slow, "max_abs_diff": diff},
-        ))  # fmt: skip
+        ))
     return rows

@@ -73,7 +73,7 @@ def breakdown(pipe, source: str, target: str, checkpoint: str) -> dict:
     read = time.perf_counter() - t
     model = timeit(lambda: pipe.transfer(src, tgt), repeat=2, warmup=0)
     shown = timeit(lambda: pipe.transfer(src, tgt, display=tgt, source_display=src), repeat=2,
-                   warmup=0)  # fmt: skip
+                   warmup=0)
     total = timeit(lambda: handlers.transfer(source, target, checkpoint, progress=None),
                    repeat=2, warmup=0)
     return {"decode_s": read, "model_s": model, "render_s": max(shown - model, 0.0),
@@ -128,5 +128,5 @@ def _run(ctx: Context) -> list[Row]:
                     note=", ".join(f"{k} {v:.3f}" for k, v in extra.items()
                                    if k not in ("frames", "display")),
                     extra=extra,
-                ))  # fmt: skip
+                ))
     return rows

@@ -68,7 +68,7 @@ def run(ctx: Context) -> list[Row]:
         note=f"{seconds:.2f} s/step, {flops / 1e9:.0f} GFLOP/step; the recipe's data renders "
              f"{render:.0f} clips/s on one core",
         extra={"seconds": seconds, "render_clips_per_s": render},
-    )]  # fmt: skip
+    )]
 
     one = features[:1]
     fp32 = timeit(lambda: train_step(model, one), repeat=repeat)
@@ -81,7 +81,7 @@ def run(ctx: Context) -> list[Row]:
         note=("native bf16 (AVX-512 BF16 / AMX)" if native else "no avx512_bf16/amx: bf16 is "
               f"emulated; fp32 takes {fp32:.2f} s"),
         extra={"fp32_s": fp32, "native_bf16": native},
-    ))  # fmt: skip
+    ))
     rows[-1].floor_s = ctx.floor(rows[-1].flops, "bfloat16")
 
     times = {}
@@ -97,5 +97,5 @@ def run(ctx: Context) -> list[Row]:
         ratio_of="IDM over 64 tokens / over 2×2-merged 16",
         note=f"merged IDM {times[2]:.2f} s (a design choice, not a speed-up to take for free)",
         extra={"merge2_s": times[2]},
-    ))  # fmt: skip
+    ))
     return rows

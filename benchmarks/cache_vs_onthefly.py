@@ -112,7 +112,7 @@ def run(ctx) -> list:
         value=encode, unit="s",
         note="the pixel encoder is a reshape (exact patches): a cache saves nothing measurable; "
              "compare the training step in bench_training",
-    )]  # fmt: skip
+    )]
     preset, steps = ("tiny", 8) if ctx.quick else ("small", 12)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -128,7 +128,7 @@ def run(ctx) -> list:
         note=f"{steps} steps × batch 8; cache built in {res['cache_build_s']:.1f} s, pays off "
              f"after {res['break_even_epochs']:.1f} epochs",
         extra=res,
-    ))  # fmt: skip
+    ))
     return rows
 
 

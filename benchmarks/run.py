@@ -111,7 +111,7 @@ def main() -> None:
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "load_start": start_load, "load_end": end_load, "peak_gflops": peak,
         "seconds": round(time.time() - started),
-    }]  # fmt: skip
+    }]
     results["machine"] = {"platform": platform.platform(), "torch": torch.__version__,
                           **cpu_facts()}
     out.write_text(json.dumps(results, indent=2, default=str) + "\n")

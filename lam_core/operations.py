@@ -166,7 +166,7 @@ def cycle(
     (b_pred, direct), moves = _rollouts(pipe, [
         (s_b[:, :c], torch.cat([z_b[:, : c - 1], z_a[:, c - 1 : total]], 1)),
         (s_a[:, :c], z_a[:, :total]),
-    ], displacements=shown)  # fmt: skip
+    ], displacements=shown)
     b_seq = torch.cat([s_b[:, :c], b_pred], dim=1)
     report(0.6, "B → A")
     z_cycled = pipe.infer_latents(b_seq)
@@ -202,7 +202,7 @@ def cycle(
             jobs["cycled_display"] = (a_shown, result.cycled, cycled_run)
         if display is not None:
             jobs["transferred_display"] = (_display_frames(display), result.transferred,
-                                           _run(moves, 0))  # fmt: skip
+                                           _run(moves, 0))
         for name, clip in _displayed_all(jobs, c * pipe.tubelet).items():
             setattr(result, name, clip)
     report(1.0, "done")

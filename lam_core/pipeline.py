@@ -239,7 +239,7 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
         folder = _local_folder(
             name_or_path, revision=revision, token=token, local_files_only=local_files_only,
             cache_dir=cache_dir,
-        )  # fmt: skip
+        )
         return cls.from_components(**_component_folders(folder))
 
     def _save_pretrained(self, save_directory: Path) -> None:

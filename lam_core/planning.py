@@ -703,7 +703,7 @@ class Replanner:
         self.solver = build_solver(solver) if isinstance(solver, str) else solver
         self.action_dim, self.bounds, self.budget_s, self.executed = (
             action_dim, bounds, budget_s, executed
-        )  # fmt: skip
+        )
         self.warm: WarmStart | None = None
         self.plans: list[PlanResult] = []
 
@@ -715,7 +715,7 @@ class Replanner:
         res = self.solver.plan(
             cost_fn, horizon, self.action_dim, self.bounds, budget_s=self.budget_s,
             warm_start=self.warm, **kw,
-        )  # fmt: skip
+        )
         self.plans.append(res)
         self.warm = res.next_warm_start(self.executed)
         return res
@@ -763,7 +763,7 @@ class CEMResult:
             best_costs=res.best_costs, elite_costs=res.elite_costs, elites=res.elites,
             evaluations=res.evaluations, solver=res.solver, iterations=res.iterations,
             seconds=res.seconds, stopped=res.stopped, result=res,
-        )  # fmt: skip
+        )
 
 
 def cem(
@@ -814,5 +814,5 @@ def cem(
     res = s.plan(
         model, cfg.horizon, action_dim, (cfg.low, cfg.high), budget_s=budget_s,
         warm_start=warm_start, progress=progress, cancel=cancel, seed=seed,
-    )  # fmt: skip
+    )
     return CEMResult.of(res)

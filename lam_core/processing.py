@@ -114,7 +114,7 @@ class ClipProcessor:
         clips = read_views(
             path, views, fps=self.fps, max_frames=max_frames, start=start, min_frames=min_frames,
             want_frames=want_frames,
-        )  # fmt: skip
+        )
         return self._tensorised(clips[0], clips[1] if display is not None else None)
 
     def process(self, video: Clip | ProcessedClip | np.ndarray) -> ProcessedClip:

@@ -289,7 +289,7 @@ def read_video(
     return read_views(
         path, [view], fps=fps, max_frames=max_frames, start=start, min_frames=min_frames,
         want_frames=want_frames,
-    )[0]  # fmt: skip
+    )[0]
 
 
 def read_views(
@@ -348,7 +348,7 @@ def read_views(
             f"{path}: fewer than {min_frames} frames (got {count} from {source.frames} source "
             f"frames at {source.fps:g} fps, start={start:g} s, target fps={used})",
             count, source.frames, source.fps, min_frames,
-        )  # fmt: skip
+        )
     meta = {
         "path": str(path),
         "source_fps": source.fps,

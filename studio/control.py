@@ -202,7 +202,7 @@ def _render(state: ControlState, world: str) -> tuple[np.ndarray, np.ndarray]:
     pair = side_by_side([
         Panel(f"real world · step {k}", state.real[-1][None]),
         Panel(f"world model · step {k}", state.model[-1][None], 1 if k == 0 else 0),
-    ])[0]  # fmt: skip
+    ])[0]
     strip = filmstrip(
         [("real world", np.stack(state.real)), ("world model (controller)", np.stack(state.model))]
     )
@@ -368,7 +368,7 @@ def tracking_errors(world: str, real: list | np.ndarray, model: list | np.ndarra
         model_xy = (track_effector(model) + 0.5) * scale - 0.5  # pixel centres
         errors = np.linalg.norm(model_xy - real_xy, axis=1)
         return {"world": world, "unit": "px", "errors": errors, "real_xy": real_xy,
-                "model_xy": model_xy}  # fmt: skip
+                "model_xy": model_xy}
     if model.shape[1:3] != real.shape[1:3]:
         rows = np.arange(real.shape[1]) * model.shape[1] // real.shape[1]
         cols = np.arange(real.shape[2]) * model.shape[2] // real.shape[2]
@@ -593,7 +593,7 @@ def control_plan(
             Panel("goal", goal_frames),
             Panel("model: planned rollout", planned, 1),
             Panel("real world: plan replayed", np.stack(real)),
-        ])  # fmt: skip
+        ])
         video = save_video(np.repeat(frames, pipe.tubelet, axis=0), pipe.fps, "plan")
         fig = plots.cost_figure(result.best_costs.numpy(), result.elite_costs.numpy())
         return video, fig, _plan_summary(numbers), numbers
@@ -623,7 +623,7 @@ def plan_success(
         cfg, horizon = _plan_config(world, samples, iterations)
         _check_solver(solver)
         key = (PipelineCache.key(str(checkpoint)), world, int(seed), seeds, cfg.samples,
-               cfg.iterations, solver)  # fmt: skip
+               cfg.iterations, solver)
         if key not in _SUCCESS:
             finals, starts = [], []
             for i in range(seeds):

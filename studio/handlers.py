@@ -56,7 +56,7 @@ TRANSFER_ROWS = (
     ("target_error", "target error", "feature L1 of the target rolled out with its own latents"),
     ("transfer_shift", "transfer shift",
      "feature L1 between the target driven by the source's actions and by its own"),
-)  # fmt: skip
+)
 CYCLE_ROWS = (
     ("direct_error", "direct error", "A rolled out with its own latents vs A (feature L1)"),
     ("cycled_error", "cycled error", "A rolled out with latents re-inferred from B' vs A"),
@@ -208,7 +208,7 @@ def transfer(
         result = pipe.transfer(
             src, tgt, context=context, steps=steps, progress=as_callback(progress),
             display=tgt, source_display=src,
-        )  # fmt: skip
+        )
         ctx_frames = result.context * pipe.tubelet
 
         def panels(source, target, transferred, own) -> list[Panel]:
@@ -221,7 +221,7 @@ def transfer(
                 out += [
                     Panel("target + own actions", own, ctx_frames),
                     Panel(f"change x{CHANGE_GAIN:g}", change_frames(transferred, own, CHANGE_GAIN)),
-                ]  # fmt: skip
+                ]
             return out
 
         def frames_of(clip):
@@ -234,7 +234,7 @@ def transfer(
             panels(result.source.frames, result.target.frames, result.transferred.frames,
                    frames_of(result.target_own)),
             "transfer",
-        )  # fmt: skip
+        )
         if result.display_note:
             notes.append(result.display_note)
         if result.target.num_frames < result.transferred.num_frames:
@@ -306,7 +306,7 @@ def cycle(
         )
         context = int(context)
         result = pipe.cycle(a, b, context=context, progress=as_callback(progress), display=b,
-                            source_display=a)  # fmt: skip
+                            source_display=a)
         ctx_frames = context * pipe.tubelet
 
         def panels(real, direct, transferred, cycled) -> list[Panel]:
@@ -324,7 +324,7 @@ def cycle(
             panels(model_frames(pipe, a)[: result.direct.num_frames], result.direct.frames,
                    result.transferred.frames, result.cycled.frames),
             "cycle",
-        )  # fmt: skip
+        )
         if result.display_note:
             notes.append(result.display_note)
         numbers = {
@@ -385,7 +385,7 @@ def leakage(
         frames = side_by_side([
             Panel("A | B stitched", stitched),
             Panel("A (no cut)", model_frames(pipe, a)[: len(stitched)]),
-        ])  # fmt: skip
+        ])
         marks = np.arange(len(frames)) >= cut_frame
         frames[marks, :3] = (245, 170, 60)  # an orange line on top once B has taken over
         video = save_video(frames, pipe.fps, "leakage")

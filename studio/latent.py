@@ -104,7 +104,7 @@ class Embedding:
             "title": f"{name}<br>k-NN separability {accuracy:.2f}",
             "x": embedding["x"], "y": embedding["y"], "kind": kinds,
             "index": list(range(start, len(self.points))), "hover": hover,
-        })  # fmt: skip
+        })
 
 
 def _clips(

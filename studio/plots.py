@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 PALETTE = (
     "#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2",
     "#B279A2", "#EECA3B", "#9D755D", "#FF9DA6", "#BAB0AC",
-)  # fmt: skip
+)
 
 
 def _style(fig: go.Figure, title: str, height: int = 300, **layout) -> go.Figure:
@@ -58,7 +58,7 @@ def latents_figure(latents: np.ndarray, first_step: int = 0, title: str = "") ->
             hovertemplate="step %{x}<br>dim %{y}<br>z = %{z:.3f}<extra></extra>",
         ),
         row=1, col=1,
-    )  # fmt: skip
+    )
     fig.add_trace(
         go.Scatter(
             x=steps, y=np.linalg.norm(z, axis=1), mode="lines+markers", name="‖z‖",
@@ -66,7 +66,7 @@ def latents_figure(latents: np.ndarray, first_step: int = 0, title: str = "") ->
             hovertemplate="step %{x}<br>‖z‖ = %{y:.3f}<extra></extra>",
         ),
         row=2, col=1,
-    )  # fmt: skip
+    )
     fig.update_yaxes(title_text="dimension", row=1, col=1)
     fig.update_yaxes(title_text="‖z‖", row=2, col=1)
     fig.update_xaxes(title_text="transition (model step)", dtick=1, row=2, col=1)
@@ -220,7 +220,7 @@ def umap_figure(panels: Sequence[Mapping], highlight: int | None = None) -> go.F
                     marker={"size": 6, "opacity": 0.7, "color": color, "symbol": symbol},
                 ),
                 row=1, col=col,
-            )  # fmt: skip
+            )
         if highlight is not None and highlight in set(panel["index"]):
             i = list(panel["index"]).index(highlight)
             fig.add_trace(
@@ -231,7 +231,7 @@ def umap_figure(panels: Sequence[Mapping], highlight: int | None = None) -> go.F
                             "line": {"color": "#111", "width": 2.5}},
                 ),
                 row=1, col=col,
-            )  # fmt: skip
+            )
     fig.update_xaxes(showticklabels=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, zeroline=False)
     return _style(

@@ -56,7 +56,7 @@ def _inputs(prefix: str, names: tuple[str, str]) -> tuple[gr.Video, gr.Video, gr
                     [list(p) for p in pairs], inputs=[first, second], examples_per_page=8,
                     label="example pairs (assets/clips/): click one",
                     example_labels=[" → ".join(Path(c).stem for c in p) for p in pairs],
-                )  # fmt: skip
+                )
             with gr.Row():
                 seed = gr.Number(0, label="or a held-out MiniWild pair: seed", precision=0)
                 load = gr.Button("Load MiniWild pair", size="md", min_width=160)
@@ -128,7 +128,7 @@ def transfer_tab(checkpoint: gr.Dropdown) -> None:
     video, table, latents_plot, numbers, notes = _results(
         "source | target | target + source's actions | target + own actions | change",
         "transfer", "errors", "latent actions over time", ("feature L1", "transfer shift"),
-    )  # fmt: skip
+    )
     done = run.click(
         handlers.transfer,
         [source, target, checkpoint, context, steps],
@@ -153,7 +153,7 @@ def transfer_tab(checkpoint: gr.Dropdown) -> None:
     cycle_video, cycle_table, cycle_plot, cycle_numbers, cycle_notes = _results(
         "A | A direct | B with A's actions | A cycled", "cycle", "cycle", "per-step error",
         ("feature L1", "ratio"),
-    )  # fmt: skip
+    )
     done = cycle_run.click(
         handlers.cycle,
         [source, target, checkpoint, context],

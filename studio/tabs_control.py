@@ -176,18 +176,18 @@ def control_tab(
             20, 600, value=samples0, step=20, label="N samples per iteration",
             info="candidate action sequences scored each iteration (more: slower, finer)",
             elem_id="control-samples",
-        )  # fmt: skip
+        )
         iterations = gr.Slider(
             1, 20, value=iterations0, step=1, label="I iterations",
             info="rounds of refitting the sampling distribution to the best K",
             elem_id="control-iterations",
-        )  # fmt: skip
+        )
         solver = gr.Dropdown(
             list(control.SOLVER_NAMES), value=control.DEFAULT_SOLVER, label="solver",
             info="iCEM: CEM with coloured noise and kept elites; MPPI: a weighted average of "
             "samples; gradient: descent on the actions through the world model",
             elem_id="control-solver", scale=1,
-        )  # fmt: skip
+        )
         with gr.Column(scale=0, min_width=140):
             plan = gr.Button("Plan", variant="primary", elem_id="control-plan")
             stop = gr.Button("Stop", variant="stop", elem_id="control-plan-stop")

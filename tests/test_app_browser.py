@@ -31,7 +31,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 LAUNCH_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+]
 VIDEO_READY = """(selector) => {
     const v = document.querySelector(selector);
     return v !== null && v.readyState === 4;

@@ -91,7 +91,7 @@ def test_bad_upload_then_valid_call(studio, tmp_path):
         client.predict(
             handle_file(str(SOURCE)), handle_file(str(TARGET)), str(tmp_path / "missing"),
             api_name="/cycle",
-        )  # fmt: skip
+        )
     video, numbers = client.predict(
         handle_file(str(TARGET)), handle_file(str(SOURCE)), api_name="/transfer"
     )

@@ -201,7 +201,7 @@ def test_report_cli_on_two_tiny_pipelines(tmp_path, capsys):
     assert "--drive-episodes 0: give a positive number" in capsys.readouterr().err
     # --only: a subset (to split a long report over processes); no match is an error naming them
     assert main(["--checkpoints", str(ck), "--out", str(tmp_path / "o2"), "--quick",
-                 "--only", "sparse-*"]) == 0  # fmt: skip
+                 "--only", "sparse-*"]) == 0
     assert set(json.loads((tmp_path / "o2" / "report.json").read_text())["pipelines"]) == {
         "sparse-low"
     }
@@ -209,7 +209,7 @@ def test_report_cli_on_two_tiny_pipelines(tmp_path, capsys):
     assert "reach-ac, sparse-low" in capsys.readouterr().err
     # --merge: the other half run apart, joined into the whole report, checks made anew
     assert main(["--checkpoints", str(ck), "--out", str(tmp_path / "o4"), "--quick",
-                 "--only", "reach-*"]) == 0  # fmt: skip
+                 "--only", "reach-*"]) == 0
     capsys.readouterr()
     parts = [str(tmp_path / o / "report.json") for o in ("o2", "o4")]
     assert main(["--merge", *parts, "--out", str(tmp_path / "joined")]) == 0
@@ -224,7 +224,7 @@ def test_report_cli_on_two_tiny_pipelines(tmp_path, capsys):
     (ck / "broken").mkdir()
     (ck / "broken" / "config.json").write_text('{"format": "lam-studio-pipeline"}')
     assert main(["--checkpoints", str(ck), "--out", str(tmp_path / "o5"), "--quick",
-                 "--only", "broken"]) == 2  # fmt: skip
+                 "--only", "broken"]) == 2
     assert "no pipeline could be loaded" in capsys.readouterr().err
 
 
@@ -282,7 +282,7 @@ def test_table_s3_rows_name_each_lam_by_its_data_and_group_its_controllers(tmp_p
     mixed = {"source": "sources", "sources": [
         {"source": "miniwild", "scene": "pan", "weight": 4}, {"source": "miniwild", "weight": 5},
         {"source": "world", "world": "reach", "weight": 4.5},
-        {"source": "world", "world": "drive", "weight": 4.5}]}  # fmt: skip
+        {"source": "world", "world": "drive", "weight": 4.5}]}
     assert world_shares(mixed) == {"reach": 0.25, "drive": 0.25}
     assert world_shares({"source": "miniwild", "mixture": {"pan": 1.0}}) == {}
     assert world_shares({"source": "world", "world": "drive"}) == {"drive": 1.0}
@@ -308,7 +308,7 @@ def test_table_s3_rows_name_each_lam_by_its_data_and_group_its_controllers(tmp_p
         "mixed_controller_drive": {"kind": "latent", "world": "drive", "lam_data": d,
                                    "planning_drive": drive},
         "action-drive": {"kind": "action", "world": "drive", "lam_data": d},  # not a LAM's row
-    }  # fmt: skip
+    }
     (row,) = s3_rows(pipes)
     assert row[:4] == ["runs/s3/mixed", "72,000", "drive 8 %, reach 8 %", "drive 25 %, reach 25 %"]
     assert row[5] == "1.500 vs 2.000 (16 ep.)" and row[7] == "3.00 / 1.00 vs 4.00 / 2.00 (64 ep.)"

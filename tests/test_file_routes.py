@@ -75,7 +75,7 @@ def test_a_file_the_studio_returned_is_served_and_others_are_refused(served):
     video, numbers = client.predict(
         gradio_client.handle_file(served.clip), gradio_client.handle_file(served.clip),
         api_name="/transfer",
-    )  # fmt: skip
+    )
     assert numbers["frames"] == 8
     response = get(served, video["url"].split(served.url, 1)[1])
     assert response.status_code == 200 and response.content[4:8] == b"ftyp"  # an mp4
@@ -132,7 +132,7 @@ def test_a_bad_upload_reaches_the_client_as_the_handlers_message(served):
         client.predict(
             gradio_client.handle_file(served.text), gradio_client.handle_file(served.clip),
             api_name="/transfer",
-        )  # fmt: skip
+        )
     assert "source: notes.mp4: not a readable video" in str(info.value)
     assert "a text file" in str(info.value)
 

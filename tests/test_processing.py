@@ -107,7 +107,7 @@ def test_an_upload_is_sampled_and_resized_once(ckpt, uploads, counted):
     processor = ClipProcessor(fps=4.0, image_size=32, tubelet=2)
     paths = list(uploads.values())
     frames = {size: media.read_upload(p, processor, "x").clip.num_frames
-              for size, p in uploads.items()}  # fmt: skip
+              for size, p in uploads.items()}
     assert frames[(48, 64)] == 20 and frames[(40, 56)] == 9  # 5 s at 4 fps; all 9 at 10 fps
     for run in (
         lambda: handlers.transfer(*paths, ckpt, progress=None),

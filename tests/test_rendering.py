@@ -112,9 +112,9 @@ def test_rollout_displacements_are_optional_and_change_nothing():
     feature_pipe = tiny_feature_pipeline()
     s = feature_pipe.encode(feature_pipe.to_tensor(Clip(moving_frames(8, 32), fps=4.0)))
     steps, moves = feature_pipe.rollout(s[:, :1], feature_pipe.infer_latents(s),
-                                        return_displacements=True)  # fmt: skip
+                                        return_displacements=True)
     assert moves is None and torch.equal(steps, feature_pipe.rollout(
-        s[:, :1], feature_pipe.infer_latents(s)))  # fmt: skip
+        s[:, :1], feature_pipe.infer_latents(s)))
 
 
 def test_upsample_frames_keeps_a_constant_frame():
@@ -157,7 +157,7 @@ def test_a_transfer_returns_display_frames_of_the_display_size():
     result = pipe.transfer(source, target, display=shown_tgt, source_display=shown_src)
     assert result.display_rendering == "flow" and result.display_note == ""
     for clip in (result.transferred_display, result.target_own_display, result.target_display,
-                 result.source_display):  # fmt: skip
+                 result.source_display):
         assert clip.frames.shape == (8, 80, 80, 3) and clip.frames.dtype == np.uint8
     # the context is the target's real display frame; the prediction is the target's display
     # anchor moved, close to the model's prediction when brought down to its size
@@ -178,7 +178,7 @@ def test_a_processed_upload_gives_its_own_display_frames(tmp_path):
 
     pipe = randomized_pixel_pipeline()
     paths = [write_video(tmp_path / f"{i}.mp4", moving_frames(8, 32, big=120)[:: 1 - 2 * i],
-                         pipe.fps) for i in range(2)]  # fmt: skip
+                         pipe.fps) for i in range(2)]
     a, b = (pipe.processor.read(p, display=100) for p in paths)
     cycle = pipe.cycle(a, b, display=b, source_display=a)
     for clip in (cycle.direct_display, cycle.transferred_display, cycle.cycled_display):

@@ -275,7 +275,7 @@ def test_protocols_take_a_solver_and_a_budget(rollout_cost):
     drive = drive_protocol(
         pipe, episodes=1, cfg=CEMConfig(samples=8, elites=2, iterations=2, horizon=1),
         solver="gradient",
-    )  # fmt: skip
+    )
     assert drive.plans.shape == (1, 8, 2) and np.allclose(drive.plans[0], drive.plans[0, :1])
     assert drive.method == "controller+gradient" and drive.iterations.tolist() == [2]
     # the default is still CEM (the report's numbers)
@@ -288,7 +288,7 @@ def test_compare_solvers_and_its_table(rollout_cost):
     results = compare_solvers(
         pipe, "reach", ["cem", "icem", "gradient"], budgets=[0.1], episodes=1, cfg=cfg,
         settings={"gradient": {"starts": 3}},
-    )  # fmt: skip
+    )
     assert [r.solver for r in results] == ["cem", "icem", "gradient"]
     assert results[2].solver_settings["starts"] == 3 and results[0].zero_plan_costs.shape == (1,)
     table = solver_table(results)

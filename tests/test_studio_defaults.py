@@ -179,7 +179,7 @@ def test_trained_on_reads_the_world_models_record_through_the_pipeline(saved, tm
     (root / "other" / "config.json").write_text(json.dumps({
         "format": "lam-studio-pipeline", "format_version": 1,
         "components": {"encoder": "encoder", "lam": "../flagship/lam", "decoder": "decoder"},
-    }))  # fmt: skip
+    }))
     assert trained_on(str(root / "other")) == trained_on(str(root / "flagship"))
     assert "not a local pipeline folder" in trained_on("someone/model")
     assert trained_on(None) == ""

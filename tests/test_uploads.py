@@ -248,7 +248,7 @@ CASES = [
     Case("rotation-tag-90", "phone.mp4", plain(8, 48, 64, rotation=90), "works", frames=8),
     Case("rotation-tag-minus-90", "phone-cw.mp4", plain(8, 48, 64, rotation=-90), "works",
          frames=8),
-]  # fmt: skip
+]
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +285,7 @@ def target(tmp_path_factory) -> str:
 def read_as_studio(path: Path):
     """``read_video`` with the arguments :func:`studio.media.read_upload` gives it."""
     return read_video(path, fps=FPS, size=64, max_frames=40, min_frames=2 * TUBELET,
-                      want_frames=media.DENSE_STEPS * TUBELET)  # fmt: skip
+                      want_frames=media.DENSE_STEPS * TUBELET)
 
 
 # ---------------------------------------------------------------------------------- tests

@@ -29,7 +29,7 @@ __all__ = [
 PHOTOS = (
     "astronaut", "camera", "chelsea", "coffee", "coins", "rocket",
     "hubble_deep_field", "moon", "brick", "grass", "gravel",
-)  # fmt: skip
+)
 EMBODIMENTS = ("disc", "box", "stick", "patch")  # the "wild" scene's agents
 MOVER_KINDS = ("disc", "box", "patch")  # the "movers" scene's
 SCENES = ("wild", "pan", "movers", "layers")  # renderers: lam_core.data.miniwild.RENDERERS

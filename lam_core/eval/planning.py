@@ -283,7 +283,7 @@ ModelFactory = Callable[[Episode], PlanningModel]
 def _run_episodes(
     world, pipeline, episodes, cfg, horizon, seed, factory, batch_size, progress,
     solver=None, budget_s=None,
-):  # fmt: skip
+):
     """Plan every episode with ``solver`` (None: CEM with ``cfg``; a name: its settings from
     ``cfg`` where it has them, :func:`solver_from_config`) and ``budget_s`` per plan; returns
     episodes, results, seconds per plan and the :class:`PlanningResult` fields of the solver
@@ -416,7 +416,7 @@ def reach_protocol(
     eps, results, secs, run = _run_episodes(
         world, pipeline, episodes, cfg, cfg.horizon, seed, factory, batch_size, progress,
         solver, budget_s,
-    )  # fmt: skip
+    )
     plans = np.stack([_plan_of(r, cfg.horizon) for r in results])
     truth = np.stack([ep.actions for ep in eps])
     delta = np.array([reach_delta(p, t, world) for p, t in zip(plans, truth)])
@@ -498,7 +498,7 @@ def drive_protocol(
     eps, results, secs, run = _run_episodes(
         "drive", pipeline, episodes, cfg, horizon, seed, factory, batch_size, progress,
         solver, budget_s,
-    )  # fmt: skip
+    )
     plans = np.stack([_plan_of(r, horizon) for r in results])
     per: dict[str, list[float]] = {"ate": [], "rpe": [], "zero_ate": [], "zero_rpe": []}
     for ep, plan in zip(eps, plans):
@@ -545,7 +545,7 @@ def time_plan(
     t0 = time.perf_counter()
     for r in range(repeats):
         cem(model, ep.actions.shape[1], cfg, seed=r, device=pipeline.device, solver=solver,
-            budget_s=budget_s)  # fmt: skip
+            budget_s=budget_s)
     return (time.perf_counter() - t0) / repeats
 
 
@@ -587,7 +587,7 @@ def compare_solvers(
         out.append(protocol(
             pipeline, episodes=episodes, cfg=cfg, seed=seed, solver=solver, budget_s=budget,
             progress=sub_progress(progress, i / len(runs), (i + 1) / len(runs)),
-        ))  # fmt: skip
+        ))
     return out
 
 
@@ -684,10 +684,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         pipe = LatentActionPipeline.from_pretrained(path)
         cfg = dataclasses.replace(PROTOCOLS[world][1], **sizes)
         got = compare_solvers(pipe, world, args.solvers, budgets, args.episodes, args.seed, cfg,
-                              settings)  # fmt: skip
+                              settings)
         for r in got:
             print(f"{world} {r.solver} budget {r.budget_s}: {r.metrics} "
-                  f"({r.seconds_per_plan:.2f} s/plan)", flush=True)  # fmt: skip
+                  f"({r.seconds_per_plan:.2f} s/plan)", flush=True)
         results += got
     print(f"load at end {os.getloadavg()}; {time.perf_counter() - t0:.0f} s")
     print(solver_table(results))

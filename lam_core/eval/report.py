@@ -245,10 +245,10 @@ def _jobs(pipe: LatentActionPipeline, world: str | None, s: ReportSettings, wild
             add("reach_tracking", reach_tracking, episodes=s.episodes, seed=s.seed)
         if can_plan(pipe) and world == "drive":
             add("planning_drive", drive_protocol, episodes=s.drive_episodes or s.episodes,
-                cfg=s.drive_cem, seed=s.seed)  # fmt: skip
+                cfg=s.drive_cem, seed=s.seed)
         elif can_plan(pipe):
             add(f"planning_{world}", reach_protocol, episodes=s.episodes, cfg=s.reach_cem,
-                seed=s.seed, world=world)  # fmt: skip
+                seed=s.seed, world=world)
     return jobs
 
 

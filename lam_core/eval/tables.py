@@ -243,28 +243,28 @@ def _wild_rows(pipes: dict, key) -> dict[str, list[list]]:
                 fmt(c["pixel_l1"], missing="n/a"), fmt(c["psnr"], 1, "n/a"), fmt(c["lpips"]),
                 fmt(c["copy_feature_l1"]), fmt(c["copy_pixel_l1"]),
                 fmt(c["decoder_pixel_l1"], missing="n/a"), fmt(real["feature_l1"]) if real else "—",
-            ])  # fmt: skip
+            ])
         if r := _ok(p, "leakage"):
             rows["t1"].append([n, _arrow(r["error_no_cut"], r["error_cut"], r["ratio"]),
                                _times(_ok(p, "leakage_real")),
-                               paper.paper_ratio(paper.TABLE1.get(key(n)))])  # fmt: skip
+                               paper.paper_ratio(paper.TABLE1.get(key(n)))])
         if r := _ok(p, "cycle"):
             rows["t2"].append([
                 n, _arrow(r["direct_error"], r["cycled_error"], r["ratio"]),
                 _arrow(r["direct_pixel_l1"], r["cycled_pixel_l1"]), fmt(r["cycled_lpips"]),
                 _times(_ok(p, "cycle_real")), paper.paper_ratio(paper.TABLE2_KINETICS.get(key(n))),
                 paper.paper_ratio(paper.TABLE2_RECON.get(key(n))),
-            ])  # fmt: skip
+            ])
         if r := _ok(p, "sampling"):
             rows["smp"].append([n, r["n"], fmt(r["accuracy"], 2), fmt(r["sampled_norm"], 2),
                                 fmt(r["inferred_norm"], 2),
-                                "yes" if r["embedding"] else "skipped"])  # fmt: skip
+                                "yes" if r["embedding"] else "skipped"])
         if r := _ok(p, "fidelity"):
             m = r["metrics"]
             rows["fid"].append([n] + [
                 f"{fmt(m[f'{w}_cosine'], 2)} / {fmt(m[f'{w}_magnitude_ratio'], 2)} / "
                 f"{fmt(m[f'{w}_location_error'], 1)}" for w in ("transfer", "self", "real")
-            ])  # fmt: skip
+            ])
     return rows
 
 
@@ -278,7 +278,7 @@ def _world_rows(pipes: dict, key) -> dict[str, list[list]]:
                 n, _arrow(r["idm_error"], r["controller_error"], r["ratio"]),
                 _arrow(r["idm_pixel_l1"], r["controller_pixel_l1"]), fmt(r["controller_lpips"]),
                 paper.paper_ratio(tab.get(key(n))),
-            ])  # fmt: skip
+            ])
         if r := _ok(p, "planning_reach") or _ok(p, "planning_pusht"):
             m = r["metrics"]
             ref = paper.TABLE_S1_PLANNING.get(
@@ -289,14 +289,14 @@ def _world_rows(pipes: dict, key) -> dict[str, list[list]]:
                 fmt(m.get("final_px"), 2, "—"), fmt(m.get("zero_final_px"), 2, "—"),
                 f"{r['seconds_per_plan']:.2f}", r["note"] or "64 episodes",
                 "—" if ref is None else f"{ref:.2f} m",
-            ])  # fmt: skip
+            ])
         if r := _ok(p, "planning_drive"):
             m, ref = r["metrics"], paper.TABLE_S2_PLANNING.get(key(n))
             rows["nav"].append([
                 n, r["method"], fmt(m["ate"], 2), fmt(m["rpe"], 2), fmt(m["zero_ate"], 2),
                 fmt(m["zero_rpe"], 2), f"{r['seconds_per_plan']:.2f}", r["note"] or "64 episodes",
                 "—" if ref is None else f"{ref[0]:.2f} / {ref[1]:.2f}",
-            ])  # fmt: skip
+            ])
     return rows
 
 
@@ -402,11 +402,11 @@ def format_tables(rep: dict) -> str:
               ["pipeline", "PSNR", "min PSNR", "clips"],
               [[n, f"{r['psnr']:.1f}", f"{r['min_psnr']:.1f}", r["clips"]]
                for n in sorted(pipes, key=key) if (r := _ok(pipes[n], "representation_real"))]),
-    ]  # fmt: skip
+    ]
     notes = [f"{n}: {k} failed: {v['failed']}" for n, p in pipes.items() for k, v in p.items()
-             if isinstance(v, dict) and "failed" in v]  # fmt: skip
+             if isinstance(v, dict) and "failed" in v]
     notes += [f"{n}: {p[k]}" for n, p in pipes.items() for k in ("error", "skipped", "note")
-              if isinstance(p.get(k), str)]  # fmt: skip
+              if isinstance(p.get(k), str)]
     notes += rep.get("notes", [])
     if notes:
         parts.append("Notes\n" + "\n".join(f"  {x}" for x in notes) + "\n")
