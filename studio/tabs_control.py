@@ -4,7 +4,7 @@ CEM (handlers in :mod:`studio.control`).
 The tab has its own checkpoint box: the studio's default model (the flagship) has no controller,
 so the tab opens on the first shipped pipeline whose config names one, and follows the box above
 the tabs whenever the checkpoint chosen there has a controller. The checkpoint and the world
-follow each other: a controller is trained in one world (:func:`studio.control.controller_world`).
+follow each other: a controller is trained in one world (:func:`studio.driving.controller_world`).
 
 The keyboard's arrow keys press the arrow buttons (:data:`ARROW_KEYS`, installed by
 :func:`studio.app.launch`) while the tab is shown and the focus is not in a text box.
@@ -51,7 +51,7 @@ def control_tab(
         studio_checkpoint: the checkpoint box above the tabs; the tab follows it when the chosen
             checkpoint has a controller.
         choices: the checkpoint choices (switching the world picks the one trained there).
-        default: the checkpoint the tab opens on (:func:`studio.control.control_checkpoint`):
+        default: the checkpoint the tab opens on (:func:`studio.driving.control_checkpoint`):
             one with a controller, or None when there is none (the tab says so).
     """
     gr.Markdown(
