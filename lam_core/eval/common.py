@@ -7,6 +7,8 @@ caller passes clips of its own (e.g. real videos read with :func:`read_clips`).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -108,3 +110,20 @@ def batched(n: int, batch_size: int | None) -> list[slice]:
     """Slices covering ``range(n)`` in chunks of ``batch_size`` (one chunk when None)."""
     size = batch_size or n
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def to_jsonable(obj):
+    """Dataclasses, numpy arrays and scalars → plain JSON values (NaN/inf → None)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj

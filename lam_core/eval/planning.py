@@ -1,700 +1,79 @@
 """Goal-conditioned planning with a world model (paper §7; App. A "Planning protocol for DROID" /
-"for RECON"; Table S1 and S2 right; docs/DESIGN.md#planners).
+"for RECON"; Table S1 and S2 right; docs/DESIGN.md#planners), in three modules whose names are
+all importable from here:
 
-Adapters turn a pipeline into a :class:`~lam_core.planning.PlanningModel` for the planners of
-:mod:`lam_core.planning` (CEM by default; any of :data:`~lam_core.planning.SOLVERS`, with a time
-budget, through the protocols' ``solver=`` and ``budget_s=``):
-
-- :class:`LatentPlanningModel`: actions → controller → latent actions → world-model rollout with
-  the KV cache, batched over the N candidates; the controller sees each predicted step
-  (eq. 2: ``ŝ_i+1 = p(ŝ_i, c(a_i, ŝ_i))``); cost eq. 1: ``‖s_g − ŝ_t+H‖₂`` (L2 over all tokens
-  and channels of the last predicted step).
-- :class:`ActionConditionedPlanningModel`: a world model of kind ``"action"`` fed the actions
-  themselves (the V-JEPA 2-AC row).
-- :class:`RepeatedAction`: the RECON protocol's straight line, one action repeated H times.
-
-Each adapter also has ``differentiable_cost``, the same cost under autograd, for the gradient
-solver: the rollout without the key/value cache (the cache is written in place, which autograd
-cannot go back through), so a step recomputes its prefix.
-
-Protocols: :func:`reach_protocol` (DROID's role: N=300, K=10, I=15, H=3, Δxy of eq. 3 on 64
-episodes) with a zero-action baseline, and :func:`drive_protocol` (RECON's role: one action
-repeated over H=8, N=120, one iteration; ATE and RPE, defined in :func:`trajectory_errors`).
-Push-T episodes use the reach protocol when the caller asks for ``world="pusht"``.
-:func:`compare_solvers` runs both protocols for several solvers at equal wall time per plan
-(``python -m lam_core.eval.planning --help``).
+- :mod:`lam_core.eval.planning_models`: adapters that turn a pipeline into a
+  :class:`~lam_core.planning.PlanningModel` for the planners of :mod:`lam_core.planning`
+  (:class:`LatentPlanningModel`: controller + latent action world model, eq. 1 and 2;
+  :class:`ActionConditionedPlanningModel`: the V-JEPA 2-AC row; :class:`RepeatedAction`: the
+  RECON protocol's straight line), each with ``differentiable_cost`` for the gradient solver.
+- :mod:`lam_core.eval.planning_protocols`: the episodes and the paper's protocols,
+  :func:`reach_protocol` (DROID's role: N=300, K=10, I=15, H=3, Δxy of eq. 3 on 64 episodes; also
+  Push-T with ``world="pusht"``) and :func:`drive_protocol` (RECON's role: one action repeated over
+  H=8, N=120, one iteration; ATE and RPE, :func:`trajectory_errors`), each with a zero-action
+  baseline and any solver of :data:`~lam_core.planning.SOLVERS` (CEM by default) with a time
+  budget (``solver=``, ``budget_s=``); :func:`time_plan`.
+- :mod:`lam_core.eval.solvers`: :func:`compare_solvers` runs both protocols for several solvers at
+  equal wall time per plan, :func:`solver_table` prints them
+  (``python -m lam_core.eval.planning --help``, the same as ``python -m lam_core.eval.solvers``).
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import inspect
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-
-import numpy as np
-import torch
-
-from lam_core.data.miniwild import split_seeds
-from lam_core.eval.common import Progress, batched, sub_progress
-from lam_core.pipeline import LatentActionPipeline
-from lam_core.planning import (
-    SOLVERS,
-    CEMConfig,
-    CEMResult,
-    PlanningModel,
-    Solver,
-    cem,
-    differentiable_cost_function,
-    solver_from_config,
-    solver_settings,
+from lam_core.eval.planning_models import (
+    ActionConditionedPlanningModel,
+    LatentPlanningModel,
+    RepeatedAction,
+    can_plan,
+    goal_distance,
+    planning_model,
 )
-
-PAPER_EPISODES = 64
-REACH_CEM = CEMConfig(samples=300, elites=10, iterations=15, horizon=3)
-DRIVE_CEM = CEMConfig(samples=120, elites=10, iterations=1, horizon=1)
-DRIVE_HORIZON = 8
-# the controller path of rollout_with_actions without its torch.no_grad (the gradient solver)
-_ROLLOUT_WITH_ACTIONS = inspect.unwrap(LatentActionPipeline.rollout_with_actions)
-
-
-# ---------------------------------------------------------------------------------------- rollouts
-def goal_distance(pred: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-    """Eq. 1: ``‖s_g − ŝ‖₂`` over all tokens and channels: ``(B, N, D)``, ``(N, D)`` → ``(B,)``."""
-    return (pred.float() - goal.float()).flatten(1).norm(dim=1)
-
-
-class LatentPlanningModel:
-    """Cost (eq. 1) of action sequences through controller + latent action world model.
-
-    Args:
-        pipeline: kind ``"latent"`` with a controller.
-        start: ``(1, C, N, D)`` features of the start (C ≥ 1 steps).
-        goal: ``(1, 1, N, D)`` or ``(N, D)`` features of the goal.
-        batch_size: candidates per rollout (None: all N at once).
-    """
-
-    def __init__(
-        self,
-        pipeline: LatentActionPipeline,
-        start: torch.Tensor,
-        goal: torch.Tensor,
-        batch_size: int | None = None,
-    ) -> None:
-        self._check(pipeline)
-        self.pipeline, self.batch_size = pipeline, batch_size
-        self.start = start.to(pipeline.device)
-        self.goal = goal.reshape(goal.shape[-2:]).to(pipeline.device)
-
-    @staticmethod
-    def _check(pipeline: LatentActionPipeline) -> None:
-        if not pipeline.lam.uses_latents or pipeline.controller is None:
-            raise ValueError("latent planning needs a latent action model with a controller")
-
-    def predict(self, actions: torch.Tensor) -> torch.Tensor:
-        """``(B, H, A)`` → ``(B, H, N, D)`` (:meth:`LatentActionPipeline.rollout_with_actions`).
-
-        The start ``(1, C, N, D)`` is shared by the B candidates: its latents and the keys and
-        values of its shared prefix are computed once and broadcast (same costs to float
-        rounding as expanding it, ``tests/test_planning_speed.py``)."""
-        return self.pipeline.rollout_with_actions(self.start, actions)
-
-    @torch.inference_mode()
-    def cost(self, actions: torch.Tensor) -> torch.Tensor:
-        """``(N, H, A)`` → ``(N,)``: ``‖s_goal − ŝ_H‖₂`` of each candidate."""
-        out = [
-            goal_distance(self.predict(actions[s])[:, -1], self.goal)
-            for s in batched(len(actions), self.batch_size)
-        ]
-        return torch.cat(out)
-
-    def differentiable_cost(self, actions: torch.Tensor) -> torch.Tensor:
-        """:meth:`cost` under autograd (the gradient solver): ``(N, H, A)`` → ``(N,)``, through
-        :meth:`LatentActionPipeline.rollout_with_actions`'s controller path without its cache
-        (written in place, it cannot be differentiated), so each step recomputes its prefix."""
-        out = []
-        with torch.enable_grad():
-            for s in batched(len(actions), self.batch_size):
-                pred = _ROLLOUT_WITH_ACTIONS(self.pipeline, self.start, actions[s], use_cache=False)
-                out.append(goal_distance(pred[:, -1], self.goal))
-            return torch.cat(out)
-
-
-class ActionConditionedPlanningModel(LatentPlanningModel):
-    """The same cost with a world model conditioned on real actions (kind ``"action"``; the
-    V-JEPA 2-AC baseline of Table S1), from a one-step start."""
-
-    @staticmethod
-    def _check(pipeline: LatentActionPipeline) -> None:
-        if pipeline.lam.cfg.kind != "action":
-            raise ValueError(f"needs a world model of kind 'action', got {pipeline.lam.cfg.kind!r}")
-
-
-class RepeatedAction:
-    """Straight-line plans (RECON protocol, App. A): the planner proposes one action ``(N, 1, A)``
-    that is repeated ``horizon`` times before the inner model scores it."""
-
-    def __init__(self, model: PlanningModel, horizon: int) -> None:
-        self.model, self.horizon = model, horizon
-
-    def cost(self, actions: torch.Tensor) -> torch.Tensor:
-        return self.model.cost(actions[:, :1].expand(-1, self.horizon, -1))
-
-    def differentiable_cost(self, actions: torch.Tensor) -> torch.Tensor:
-        cost = differentiable_cost_function(self.model)
-        return cost(actions[:, :1].expand(-1, self.horizon, -1))
-
-
-def planning_model(
-    pipeline: LatentActionPipeline,
-    start: torch.Tensor,
-    goal: torch.Tensor,
-    batch_size: int | None = None,
-) -> LatentPlanningModel:
-    """The adapter that fits ``pipeline``: action-conditioned for kind ``"action"``, else latent."""
-    cls = (
-        ActionConditionedPlanningModel
-        if pipeline.lam.cfg.kind == "action"
-        else (LatentPlanningModel)
-    )
-    return cls(pipeline, start, goal, batch_size)
-
-
-def can_plan(pipeline: LatentActionPipeline) -> bool:
-    """Whether the pipeline can be planned with (action world model, or latents + controller)."""
-    kind = pipeline.lam.cfg.kind
-    return kind == "action" or (kind == "latent" and pipeline.controller is not None)
-
-
-# ---------------------------------------------------------------------------------------- episodes
-@dataclass
-class Episode:
-    """One planning problem: ``start`` and ``goal`` frames (uint8 ``(tubelet, H, W, 3)`` each:
-    one model step), ground-truth ``actions`` ``(H, A)`` and ``states`` ``(H + 1, S)``."""
-
-    seed: int
-    world: str
-    start: np.ndarray
-    goal: np.ndarray
-    actions: np.ndarray
-    states: np.ndarray
-
-
-def make_episode(world: str, seed: int, horizon: int, tubelet: int) -> Episode:
-    """A planning episode of the ``reach``, ``drive`` or ``pusht`` world."""
-    from lam_core.data import worlds
-
-    if world == "reach":
-        start, goal, actions = worlds.reach_episode(seed, horizon=horizon, tubelet=tubelet)
-        states = start.meta["effector"]
-    elif world == "drive":
-        start, goal, actions, states = worlds.drive_episode(seed, horizon=horizon, tubelet=tubelet)
-    elif world == "pusht":
-        from lam_core.data.pusht import record_pusht_clip
-
-        clip = record_pusht_clip(seed, num_steps=horizon + 1, tubelet=tubelet)
-        start, goal, actions = clip, clip.frames[-1], clip.actions
-        states = clip.meta["agent_pos"]
-    else:
-        raise ValueError(f"unknown world {world!r}; expected reach, drive or pusht")
-    goal = np.repeat(goal[None], tubelet, axis=0)
-    return Episode(
-        seed, world, start.frames[:tubelet].copy(), goal, np.asarray(actions), np.asarray(states)
-    )
-
-
-def episode_features(pipeline: LatentActionPipeline, ep: Episode) -> tuple[torch.Tensor, ...]:
-    """Start and goal features ``(1, 1, N, D)`` each, each frame encoded on its own (``s_g =
-    f(V_g)``, App. A; a frame-causal encoder would otherwise let the goal see the start).
-
-    A clip must have two steps, so each step is encoded twice over and the first step kept (it
-    sees only itself). The frames go in as arrays: the worlds already repeat each frame
-    ``tubelet`` times, so nothing is resampled.
-    """
-    video = np.stack([np.concatenate([ep.start, ep.start]), np.concatenate([ep.goal, ep.goal])])
-    feats = pipeline.encode(torch.cat([pipeline.to_tensor(v) for v in video]))
-    return feats[:1, :1], feats[1:, :1]
-
-
-# ---------------------------------------------------------------------------------------- results
-@dataclass
-class PlanningResult:
-    """A planning protocol over episodes.
-
-    Attributes:
-        world: ``reach``, ``drive`` or ``pusht``.
-        method: what planned (``controller+CEM``, ``action-conditioned+iCEM``, …).
-        episodes: episodes run; ``paper_episodes`` the paper's count; ``note`` says when fewer.
-        metrics: mean of each metric (reach: ``delta`` (eq. 3) and ``final_px``; drive: ``ate``,
-            ``rpe``), with the zero-action baseline as ``zero_<metric>``.
-        per_episode: ``{metric: (E,)}`` values, baseline included.
-        plans: ``(E, H, A)`` executed plans; ``ground_truth``: ``(E, H, A)`` actions.
-        best_costs: ``(E, I)`` the solver's best cost per iteration (under a time budget the
-            episodes' iteration counts differ: shorter rows are padded with NaN).
-        seconds_per_plan: wall time of one plan (mean).
-        cem: the protocol's settings (horizon, bounds; N, K, I where the solver has them).
-        solver: the solver's name (:data:`lam_core.planning.SOLVERS`); ``solver_settings`` its
-            settings.
-        budget_s: the time budget of each plan (None: ``cem.iterations`` iterations).
-        iterations, evaluations, plan_costs: ``(E,)`` per plan; ``zero_plan_costs``: the
-            model's cost of the zero action (:func:`still_plan`), which a plan should beat.
-    """
-
-    world: str
-    method: str
-    episodes: int
-    paper_episodes: int
-    note: str
-    metrics: dict[str, float]
-    per_episode: dict[str, np.ndarray]
-    plans: np.ndarray
-    ground_truth: np.ndarray
-    best_costs: np.ndarray
-    seconds_per_plan: float
-    cem: CEMConfig = field(default_factory=CEMConfig)
-    solver: str = "cem"
-    budget_s: float | None = None
-    solver_settings: dict = field(default_factory=dict)
-    iterations: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
-    evaluations: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
-    plan_costs: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    zero_plan_costs: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-
-def _method(pipeline: LatentActionPipeline | None, solver: str = "cem") -> str:
-    if pipeline is None:
-        return "custom"
-    label = SOLVERS[solver].label
-    kind = "action-conditioned" if pipeline.lam.cfg.kind == "action" else "controller"
-    return f"{kind}+{label}"
-
-
-def _note(episodes: int) -> str:
-    if episodes >= PAPER_EPISODES:
-        return ""
-    return f"{episodes} of the paper's {PAPER_EPISODES} episodes (fewer: noisier mean)"
-
-
-ModelFactory = Callable[[Episode], PlanningModel]
-
-
-def _run_episodes(
-    world, pipeline, episodes, cfg, horizon, seed, factory, batch_size, progress,
-    solver=None, budget_s=None,
-):
-    """Plan every episode with ``solver`` (None: CEM with ``cfg``; a name: its settings from
-    ``cfg`` where it has them, :func:`solver_from_config`) and ``budget_s`` per plan; returns
-    episodes, results, seconds per plan and the :class:`PlanningResult` fields of the solver
-    (:func:`_traces`)."""
-    report = progress or (lambda f, m: None)
-    if episodes < 1:
-        raise ValueError(f"need at least one episode, got {episodes}")
-    if cfg.horizon not in (1, horizon):
-        raise ValueError(
-            f"CEM horizon must be {horizon} or 1 (a repeated action), got {cfg.horizon}"
-        )
-    if factory is None:
-        if pipeline is None or not can_plan(pipeline):
-            raise ValueError("planning needs an action world model or a controller (or factory)")
-
-        def factory(ep: Episode) -> PlanningModel:
-            start, goal = episode_features(pipeline, ep)
-            return planning_model(pipeline, start, goal, batch_size)
-
-    tubelet = pipeline.tubelet if pipeline is not None else 2
-    device = pipeline.device if pipeline is not None else None
-    solver = solver_from_config(solver or "cem", cfg, device=device)
-    eps, results, zero_costs, seconds = [], [], [], 0.0
-    for i, s in enumerate(split_seeds(episodes, "val", seed)):
-        ep = make_episode(world, s, horizon, tubelet)
-        model = factory(ep)
-        if cfg.horizon != horizon:
-            model = RepeatedAction(model, horizon)
-        still = torch.as_tensor(still_plan(ep)[None, : cfg.horizon], dtype=torch.float32)
-        zero_costs.append(float(model.cost(still.to(device or "cpu"))[0]))
-        t0 = time.perf_counter()
-        res = cem(
-            model,
-            ep.actions.shape[1],
-            cfg,
-            seed=s,
-            device=device,
-            progress=sub_progress(report, i / episodes, (i + 1) / episodes),
-            solver=solver,
-            budget_s=budget_s,
-        )
-        seconds += time.perf_counter() - t0
-        eps.append(ep)
-        results.append(res)
-        report((i + 1) / episodes, f"{world}: episode {i + 1}/{episodes}")
-    return eps, results, seconds / max(episodes, 1), _traces(results, solver, budget_s, zero_costs)
-
-
-def _plan_of(res: CEMResult, horizon: int) -> np.ndarray:
-    return (
-        res.plan[:1].expand(horizon, -1).numpy()
-        if res.plan.shape[0] == 1 and horizon > 1
-        else res.plan.numpy()
-    )
-
-
-def _traces(results: list[CEMResult], solver: Solver, budget_s, zero_costs: list) -> dict:
-    """The solver's fields of :class:`PlanningResult`: best cost per iteration (rows padded with
-    NaN to the longest), iterations, evaluations, plan costs, the zero action's cost, settings."""
-    width = max(len(r.best_costs) for r in results)
-    best = np.full((len(results), width), np.nan, dtype=np.float32)
-    for i, r in enumerate(results):
-        best[i, : len(r.best_costs)] = r.best_costs.numpy()
-    settings = {k: v for k, v in dataclasses.asdict(solver).items() if k not in ("device", "seed")}
-    return {
-        "best_costs": best,
-        "solver": solver.name,
-        "solver_settings": settings,
-        "budget_s": budget_s,
-        "iterations": np.array([len(r.best_costs) for r in results]),
-        "evaluations": np.array([r.evaluations for r in results]),
-        "plan_costs": np.array([r.plan_cost for r in results]),
-        "zero_plan_costs": np.array(zero_costs),
-    }
-
-
-def still_plan(ep: Episode) -> np.ndarray:
-    """The do-nothing baseline ``(H, A)``: zero displacements (reach, drive); in Push-T, whose
-    actions are absolute targets, the agent's start position held."""
-    if ep.world == "pusht":
-        from lam_core.data.pusht import normalize_action
-
-        return np.repeat(normalize_action(ep.states[:1]), len(ep.actions), axis=0)
-    return np.zeros_like(ep.actions)
-
-
-def reach_delta(plan: np.ndarray, truth: np.ndarray, world: str = "reach") -> float:
-    """Eq. 3: ``‖Σ a_plan − Σ a_gt‖₁`` (``(H, A)`` each). Push-T actions are absolute target
-    positions, not displacements, so there the final targets are compared instead."""
-    if world == "pusht":
-        return float(np.abs(plan[-1] - truth[-1]).sum())
-    return float(np.abs(plan.sum(0) - truth.sum(0)).sum())
-
-
-def reach_protocol(
-    pipeline: LatentActionPipeline | None = None,
-    *,
-    episodes: int = PAPER_EPISODES,
-    cfg: CEMConfig = REACH_CEM,
-    seed: int = 0,
-    world: str = "reach",
-    factory: ModelFactory | None = None,
-    batch_size: int | None = None,
-    progress: Progress | None = None,
-    solver: str | Solver | None = None,
-    budget_s: float | None = None,
-) -> PlanningResult:
-    """DROID's protocol on the reach world (App. A): plan H=3 actions from the start to the goal
-    with CEM (N=300, K=10, I=15) and score Δxy, eq. 3, in action units (one unit = 6 px of effector
-    motion at 64 px). Also replays the plan in the world and reports the effector's final distance
-    to the goal in pixels (``final_px``, clipped at the borders, unlike eq. 3), and the zero-action
-    baseline (``zero_delta`` = ``‖Σ a_gt‖₁``; Push-T: the agent holds its start position, see
-    :func:`still_plan`). ``solver`` and ``budget_s`` plan with another solver or for a fixed time.
-
-    Args:
-        pipeline: the world model (latent + controller, or kind ``"action"``).
-        episodes: how many (paper: 64); fewer is said in the result's ``note``.
-        cfg: CEM settings.
-        seed: first validation seed of the episodes (episode seeds ``10⁹ + seed + i``).
-        world: ``"reach"`` or ``"pusht"``.
-        factory: ``episode → PlanningModel`` instead of the pipeline's adapter (tests, toys).
-        batch_size: candidates per rollout (None: all).
-        progress: ``progress(fraction, message)``.
-        solver: a name of :data:`~lam_core.planning.SOLVERS` (N, K, I from ``cfg`` where it has
-            them) or a :class:`~lam_core.planning.Solver`; None: CEM.
-        budget_s: wall-time budget of each plan (None: ``cfg.iterations`` iterations).
-    """
-    from lam_core.data.worlds import ReachWorld
-
-    eps, results, secs, run = _run_episodes(
-        world, pipeline, episodes, cfg, cfg.horizon, seed, factory, batch_size, progress,
-        solver, budget_s,
-    )
-    plans = np.stack([_plan_of(r, cfg.horizon) for r in results])
-    truth = np.stack([ep.actions for ep in eps])
-    delta = np.array([reach_delta(p, t, world) for p, t in zip(plans, truth)])
-    zero = np.array([reach_delta(still_plan(ep), ep.actions, world) for ep in eps])
-    per = {"delta": delta, "zero_delta": zero}
-    if world == "reach":
-        final = []
-        for ep, plan in zip(eps, plans):
-            w = ReachWorld(ep.seed)
-            for a in plan:
-                w.step(a)
-            final.append(float(np.linalg.norm(w.state - ep.states[-1])))
-        per["final_px"] = np.array(final)
-        per["zero_final_px"] = np.array(
-            [float(np.linalg.norm(ep.states[0] - ep.states[-1])) for ep in eps]
-        )
-    return PlanningResult(
-        world=world,
-        method=_method(pipeline, run["solver"]),
-        episodes=episodes,
-        paper_episodes=PAPER_EPISODES,
-        note=_note(episodes),
-        metrics={k: float(v.mean()) for k, v in per.items()},
-        per_episode=per,
-        plans=plans,
-        ground_truth=truth,
-        seconds_per_plan=secs,
-        cem=cfg,
-        **run,
-    )
-
-
-def trajectory_errors(poses: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """ATE and RPE of a planned trajectory against the ground truth (both ``(H + 1, 3)``: x, y,
-    heading), in the positions' units.
-
-    - ATE: both trajectories are translated so that they start at the origin (the start poses
-      coincide in our worlds, so no rotation is fitted), then the RMSE of positions over steps
-      1 … H: ``sqrt(mean_k ‖p_k − g_k‖²)``.
-    - RPE (translational, step 1; Sturm et al., 2012): the displacement of each step expressed in
-      the frame of the pose it starts from, ``d_k = R(−θ_k)(p_k+1 − p_k)``, compared between the
-      two trajectories: ``mean_k ‖d_k^plan − d_k^gt‖``. (NWM's evaluation differs in details,
-      e.g. its alignment; our numbers are comparable between our models, not to the paper's.)
-    """
-    p = poses[:, :2] - poses[:1, :2]
-    g = truth[:, :2] - truth[:1, :2]
-    ate = float(np.sqrt(((p[1:] - g[1:]) ** 2).sum(1).mean()))
-
-    def local_steps(x: np.ndarray) -> np.ndarray:
-        d, th = np.diff(x[:, :2], axis=0), x[:-1, 2]
-        c, s = np.cos(th), np.sin(th)
-        return np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], axis=1)
-
-    rpe = float(np.linalg.norm(local_steps(poses) - local_steps(truth), axis=1).mean())
-    return ate, rpe
-
-
-def drive_protocol(
-    pipeline: LatentActionPipeline | None = None,
-    *,
-    episodes: int = PAPER_EPISODES,
-    cfg: CEMConfig = DRIVE_CEM,
-    horizon: int = DRIVE_HORIZON,
-    seed: int = 0,
-    factory: ModelFactory | None = None,
-    batch_size: int | None = None,
-    progress: Progress | None = None,
-    solver: str | Solver | None = None,
-    budget_s: float | None = None,
-) -> PlanningResult:
-    """RECON's protocol on the drive world (App. A, after NWM): a straight-line plan, one action
-    ``(forward, turn)`` repeated over H=8 steps, CEM with N=120 and one iteration; the plan is
-    replayed in the world and scored with ATE and RPE (:func:`trajectory_errors`, map pixels; a
-    full forward step is 5 px). The zero-action baseline stays at the start. ``solver`` and
-    ``budget_s`` as in :func:`reach_protocol`.
-    """
-    from lam_core.data.worlds import DriveWorld
-
-    eps, results, secs, run = _run_episodes(
-        "drive", pipeline, episodes, cfg, horizon, seed, factory, batch_size, progress,
-        solver, budget_s,
-    )
-    plans = np.stack([_plan_of(r, horizon) for r in results])
-    per: dict[str, list[float]] = {"ate": [], "rpe": [], "zero_ate": [], "zero_rpe": []}
-    for ep, plan in zip(eps, plans):
-        for prefix, acts in (("", plan), ("zero_", np.zeros_like(plan))):
-            w = DriveWorld(ep.seed)
-            poses = [w.state]
-            for a in acts:
-                w.step(a)
-                poses.append(w.state)
-            ate, rpe = trajectory_errors(np.stack(poses), ep.states)
-            per[prefix + "ate"].append(ate)
-            per[prefix + "rpe"].append(rpe)
-    arrays = {k: np.array(v) for k, v in per.items()}
-    return PlanningResult(
-        world="drive",
-        method=_method(pipeline, run["solver"]),
-        episodes=episodes,
-        paper_episodes=PAPER_EPISODES,
-        note=_note(episodes),
-        metrics={k: float(v.mean()) for k, v in arrays.items()},
-        per_episode=arrays,
-        plans=plans,
-        ground_truth=np.stack([ep.actions for ep in eps]),
-        seconds_per_plan=secs,
-        cem=cfg,
-        **run,
-    )
-
-
-def time_plan(
-    pipeline: LatentActionPipeline,
-    cfg: CEMConfig = REACH_CEM,
-    repeats: int = 1,
-    batch_size: int | None = None,
-    solver: str | Solver | None = None,
-    budget_s: float | None = None,
-) -> float:
-    """Seconds of one plan on a reach episode (the studio's Plan button; CEM: N × I × H
-    world-model steps, 13,500 at the paper's settings); ``solver``, ``budget_s`` as in
-    :func:`reach_protocol`."""
-    ep = make_episode("reach", split_seeds(1, "val")[0], cfg.horizon, pipeline.tubelet)
-    start, goal = episode_features(pipeline, ep)
-    model = planning_model(pipeline, start, goal, batch_size)
-    t0 = time.perf_counter()
-    for r in range(repeats):
-        cem(model, ep.actions.shape[1], cfg, seed=r, device=pipeline.device, solver=solver,
-            budget_s=budget_s)
-    return (time.perf_counter() - t0) / repeats
-
-
-# ------------------------------------------------------------------------- solvers at equal time
-PROTOCOLS = {"reach": (reach_protocol, REACH_CEM), "drive": (drive_protocol, DRIVE_CEM)}
-
-
-def compare_solvers(
-    pipeline: LatentActionPipeline,
-    world: str,
-    solvers: Sequence[str] = tuple(SOLVERS),
-    budgets: Sequence[float | None] = (1.0, 3.0),
-    episodes: int = 8,
-    seed: int = 0,
-    cfg: CEMConfig | None = None,
-    settings: dict[str, dict] | None = None,
-    progress: Progress | None = None,
-) -> list[PlanningResult]:
-    """The protocol of ``world`` (``reach`` or ``drive``) once per solver and budget, on the same
-    episodes: each solver gets the same wall time per plan (``budget_s``; None: its iterations).
-    The zero-action baseline is in every result's ``zero_*`` metrics.
-
-    Args:
-        cfg: the protocol's settings (default: the paper's, :data:`REACH_CEM` / :data:`DRIVE_CEM`);
-            its N, K, I go to the solvers that have them.
-        settings: ``{solver: {setting: value}}`` on top (e.g. ``{"gradient": {"starts": 4}}``).
-    """
-    protocol, default = PROTOCOLS[world]
-    cfg = cfg or default
-    settings = settings or {}
-    for name, given in settings.items():
-        unknown = set(given) - set(solver_settings(name))
-        if unknown:
-            raise ValueError(f"{name} has no setting(s) {sorted(unknown)}")
-    runs = [(s, b) for b in budgets for s in solvers]
-    out = []
-    for i, (name, budget) in enumerate(runs):
-        solver = solver_from_config(name, cfg, device=pipeline.device, **settings.get(name, {}))
-        out.append(protocol(
-            pipeline, episodes=episodes, cfg=cfg, seed=seed, solver=solver, budget_s=budget,
-            progress=sub_progress(progress, i / len(runs), (i + 1) / len(runs)),
-        ))
-    return out
-
-
-def _settings_note(r: PlanningResult) -> str:
-    """The settings that size a solver's iteration: N, K (CEM, iCEM, MPPI) or starts."""
-    st = r.solver_settings
-    if "starts" in st:
-        return f"{st['starts']} starts, lr {st['lr']:g}"
-    return f"N={st['samples']}" + (f" K={st['elites']}" if r.solver != "mppi" else "")
-
-
-def solver_table(results: Sequence[PlanningResult]) -> str:
-    """A Markdown table of :func:`compare_solvers`' results: per solver and budget, the wall time
-    of a plan, iterations and evaluations per plan, the model's cost of the plan (and of the zero
-    action), the world's metrics of the plan (and of the zero action)."""
-    head = (
-        "| world | solver | settings | budget | s / plan | iterations | evaluations | "
-        "model cost (zero action) | metric | zero action |\n"
-        "|---|---|---|---|---|---|---|---|---|---|"
-    )
-    lines = [head]
-    for r in results:
-        m = r.metrics
-        if r.world == "drive":
-            metric = f"ATE {m['ate']:.2f} · RPE {m['rpe']:.2f} px"
-            zero = f"ATE {m['zero_ate']:.2f} · RPE {m['zero_rpe']:.2f} px"
-        else:
-            final = "final_px" in m
-            metric = f"Δ {m['delta']:.3f}" + (f" · {m['final_px']:.1f} px" if final else "")
-            zero = f"Δ {m['zero_delta']:.3f}" + (f" · {m['zero_final_px']:.1f} px" if final else "")
-        budget = "—" if r.budget_s is None else f"{r.budget_s:g} s"
-        lines.append(
-            f"| {r.world} | {SOLVERS[r.solver].label} | {_settings_note(r)} | {budget} | "
-            f"{r.seconds_per_plan:.2f} | {r.iterations.mean():.1f} | {r.evaluations.mean():.0f} | "
-            f"{np.mean(r.plan_costs):.3f} ({np.mean(r.zero_plan_costs):.3f}) | {metric} | {zero} |"
-        )
-    return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m lam_core.eval.planning``: solvers at equal wall time on reach and drive."""
-    ap = argparse.ArgumentParser(description="Planning solvers at equal wall time per plan.")
-    ap.add_argument(
-        "--reach",
-        default="assets/checkpoints/controller-reach",
-        help="pipeline of the reach world ('' to skip)",
-    )
-    ap.add_argument(
-        "--drive",
-        default="assets/checkpoints/controller-drive",
-        help="pipeline of the drive world ('' to skip)",
-    )
-    ap.add_argument("--solvers", nargs="+", default=list(SOLVERS), choices=list(SOLVERS))
-    ap.add_argument(
-        "--budgets",
-        nargs="+",
-        type=float,
-        default=[1.0, 3.0],
-        help="seconds per plan (0 or less: the solver's own iterations)",
-    )
-    ap.add_argument("--samples", type=int, help="N of the sampling solvers (default: paper's)")
-    ap.add_argument("--elites", type=int, help="K of CEM and iCEM (default: the paper's)")
-    ap.add_argument(
-        "--set",
-        nargs="*",
-        default=[],
-        metavar="SOLVER.KEY=VALUE",
-        help="a solver's setting, e.g. gradient.starts=4",
-    )
-    ap.add_argument("--episodes", type=int, default=8)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads")
-    ap.add_argument("--json", default=None, help="also write the results here")
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    import json
-    import os
-
-    from lam_core.eval.report import to_jsonable
-
-    budgets = [b if b > 0 else None for b in args.budgets]
-    settings: dict[str, dict] = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        name, _, setting = key.partition(".")
-        settings.setdefault(name, {})[setting] = json.loads(value)
-    sizes = {k: v for k, v in (("samples", args.samples), ("elites", args.elites)) if v}
-    results, t0 = [], time.perf_counter()
-    print(f"load at start {os.getloadavg()}", flush=True)
-    for world, path in (("reach", args.reach), ("drive", args.drive)):
-        if not path:
-            continue
-        pipe = LatentActionPipeline.from_pretrained(path)
-        cfg = dataclasses.replace(PROTOCOLS[world][1], **sizes)
-        got = compare_solvers(pipe, world, args.solvers, budgets, args.episodes, args.seed, cfg,
-                              settings)
-        for r in got:
-            print(f"{world} {r.solver} budget {r.budget_s}: {r.metrics} "
-                  f"({r.seconds_per_plan:.2f} s/plan)", flush=True)
-        results += got
-    print(f"load at end {os.getloadavg()}; {time.perf_counter() - t0:.0f} s")
-    print(solver_table(results))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(to_jsonable(results), f, indent=1)
-
+from lam_core.eval.planning_protocols import (
+    DRIVE_CEM,
+    DRIVE_HORIZON,
+    PAPER_EPISODES,
+    REACH_CEM,
+    Episode,
+    ModelFactory,
+    PlanningResult,
+    drive_protocol,
+    episode_features,
+    make_episode,
+    reach_delta,
+    reach_protocol,
+    still_plan,
+    time_plan,
+    trajectory_errors,
+)
+from lam_core.eval.solvers import PROTOCOLS, compare_solvers, main, solver_table
+
+__all__ = [
+    "DRIVE_CEM",
+    "DRIVE_HORIZON",
+    "PAPER_EPISODES",
+    "PROTOCOLS",
+    "REACH_CEM",
+    "ActionConditionedPlanningModel",
+    "Episode",
+    "LatentPlanningModel",
+    "ModelFactory",
+    "PlanningResult",
+    "RepeatedAction",
+    "can_plan",
+    "compare_solvers",
+    "drive_protocol",
+    "episode_features",
+    "goal_distance",
+    "main",
+    "make_episode",
+    "planning_model",
+    "reach_delta",
+    "reach_protocol",
+    "solver_table",
+    "still_plan",
+    "time_plan",
+    "trajectory_errors",
+]
 
 if __name__ == "__main__":
     main()

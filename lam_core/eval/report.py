@@ -31,7 +31,6 @@ import fnmatch
 import functools
 import json
 import logging
-import math
 import re
 import sys
 import time
@@ -46,7 +45,7 @@ from lam_core.checkpoint import CheckpointError, read_training_record, record_so
 from lam_core.data.worlds import WORLDS
 from lam_core.eval.agents import reach_tracking
 from lam_core.eval.capacity import capacity, model_label
-from lam_core.eval.common import Progress, heldout_clips, read_clips, sub_progress
+from lam_core.eval.common import Progress, heldout_clips, read_clips, sub_progress, to_jsonable
 from lam_core.eval.controller import controller_eval
 from lam_core.eval.cycle import cycle
 from lam_core.eval.fidelity import transfer_fidelity
@@ -179,23 +178,6 @@ def lam_data(folder: Path, meta: dict) -> dict | None:
 
 
 # ------------------------------------------------------------------------------------ running
-def to_jsonable(obj):
-    """Dataclasses, numpy arrays and scalars → plain JSON values (NaN/inf → None)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
 def representation(pipe: LatentActionPipeline, clips: list, progress=None) -> dict:
     """PSNR (dB) of decoding the true features of real clips against the clips at the model's
     resolution: how well the representation keeps real footage (inf: exact)."""
