@@ -17,7 +17,7 @@ over stills of real videos), so what should move is known; ``--source`` / ``--ta
 video files instead.
 
     python -m lam_core.eval.frames --pairs 3 --out docs/img/transfer-frames.png
-    python -m lam_core.eval.frames --scene pan --images ../shared/videos --out pans.png
+    python -m lam_core.eval.frames --scene pan --images DIR_OF_VIDEOS --out pans.png
     python -m lam_core.eval.frames --source bear.mp4 --target cat.mp4 --out real.png
 """
 

@@ -37,7 +37,7 @@
 #     baselines 4 min each (measured in the previous run, reused by this one);
 #   controllers 6 min, export 1 min. Stages 1–5 from scratch: ~98 min.
 #   The report (stage 6: two processes, 4 planning episodes, 12 pairs, the 8 real clips of
-#   ../shared/videos as $CLIPS) took 20.5 min, with a third training sharing the cores (the
+#   held-out real videos as $CLIPS) took 20.5 min, with a third training sharing the cores (the
 #   reach / drive part 9 min).
 # Re-running a training gives bit-identical weights (same sha256, checked on lam_sparse_high,
 # interrupted and resumed once).

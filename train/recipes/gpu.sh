@@ -11,7 +11,7 @@
 # Leaves $OUT/pixel-noisy/ (fp16 weights, hub layout: config.json, encoder/, lam/, decoder/,
 # metrics.jsonl: 6 files, the largest ~12 MB) — within the device's 8 files of ≤ 16 MiB — and
 # $OUT/gpu.log. Bring the folder back, run the report on it beside the CPU flagship
-# (python -m lam_core.eval.report --checkpoints DIR --clips ../shared/videos), and ship it into
+# (python -m lam_core.eval.report --checkpoints DIR --clips DIR_OF_VIDEOS), and ship it into
 # assets/checkpoints/pixel-noisy when the report says it is better (README, "Training").
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

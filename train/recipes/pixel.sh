@@ -32,7 +32,7 @@ INIT="${INIT:-}"                         # warm-start the flagship from this fol
 FLAGSHIP="${FLAGSHIP:-}"                 # or take an existing flagship's final/ as it is
 FLAGSHIP_STEPS="${FLAGSHIP_STEPS:-3000}"
 SEED="${SEED:-1}"                        # a new seed per continued run: no clip replayed
-CLIPS="${CLIPS:-}"                       # held-out real videos for the report (e.g. ../shared/videos)
+CLIPS="${CLIPS:-}"                       # held-out real videos for the report (a folder of video files)
 EXPORT="${EXPORT:-pixel-noisy pixel-deterministic action-reach action-drive controller-reach \
 controller-drive}"
 SHIP="${SHIP:-pixel-noisy controller-reach controller-drive}"

@@ -11,7 +11,7 @@ evaluations (camera pans over held-out real frames from ``--clips``, MiniWild di
 at a time on ``--threads`` threads (the flagship trains beside it); a variant whose ``final/``
 exists is only scored again.
 
-    python train/recipes/sweep.py --out runs/sweep --steps 274 --clips ../shared/videos
+    python train/recipes/sweep.py --out runs/sweep --steps 274 --clips DIR_OF_VIDEOS
     python train/recipes/sweep.py --only flow features   # a subset
 
 Writes ``<out>/sweep.json`` and prints a Markdown table (docs/RESULTS.md has the last one).
