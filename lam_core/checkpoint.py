@@ -274,9 +274,10 @@ def diagnose_safetensors(path: Path) -> str | None:
     return None
 
 
-def load_state_checked(module: nn.Module, path: Path) -> None:
+def load_state_checked(module: nn.Module, path: Path, new: tuple[str, ...] = ()) -> None:
     """Load safetensors ``path`` into ``module``; every missing, unexpected or mis-shaped tensor is
-    reported with the file's name.
+    reported with the file's name. Tensors whose names start with one of ``new`` may be missing
+    (modules a warm start adds: they keep their initialisation).
 
     Raises:
         CheckpointError: the file is missing (naming other weight files found beside it),
@@ -293,7 +294,7 @@ def load_state_checked(module: nn.Module, path: Path) -> None:
         raise CheckpointError(f"{path}: cannot read safetensors ({e})") from e
     own = module.state_dict()
     problems = []
-    missing = sorted(set(own) - set(state))
+    missing = sorted(k for k in set(own) - set(state) if not k.startswith(new))
     unexpected = sorted(set(state) - set(own))
     if missing:
         problems.append(f"missing tensors {missing[:5]}{' …' if len(missing) > 5 else ''}")
@@ -309,7 +310,7 @@ def load_state_checked(module: nn.Module, path: Path) -> None:
             problems.append(f"{k}: dtype {state[k].dtype} in file, {own[k].dtype} expected")
     if problems:
         raise CheckpointError(f"{path}: does not match its config: " + "; ".join(problems))
-    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=not new)
 
 
 def hub_offline() -> bool:

@@ -148,6 +148,11 @@ class LAMConfig:
         idm_radius: 0: the IDM's tokens attend to each other across the frame (the paper);
             ``r ≥ 1``: only within ``r`` rows and columns of IDM tokens, so with a latent grid
             a cell's latent holds the motion near it and not a far object's.
+        global_latent: with a latent grid, one more latent per step (``regularizer.latent_dim``
+            dimensions, after the cells) inferred from the mean of all the IDM's tokens and
+            applied to every token: the camera's motion, pooled over every cell's evidence
+            (a cell over a flat or slowly moving region sees too little to carry a pan at full
+            speed), while the cells carry what moves on its own.
     """
 
     kind: str = "latent"
@@ -167,6 +172,7 @@ class LAMConfig:
     latent_grid: int = 1
     cell_modulation: bool = False
     idm_radius: int = 0
+    global_latent: bool = False
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
     idm: TransformerConfig = field(default_factory=lambda: TransformerConfig(128, 2, 4))
     world_model: TransformerConfig = field(default_factory=TransformerConfig)
@@ -177,10 +183,15 @@ class LAMConfig:
         return self.latent_grid * self.latent_grid
 
     @property
+    def latent_slots(self) -> int:
+        """Latent vectors per step: the cells, plus the global latent if any."""
+        return self.latent_cells + int(self.global_latent)
+
+    @property
     def latent_dim(self) -> int:
         """Width of a step's latent action as consumers see it (controller, planner, studio):
-        ``latent_cells · regularizer.latent_dim``."""
-        return self.latent_cells * self.regularizer.latent_dim
+        ``latent_slots · regularizer.latent_dim``."""
+        return self.latent_slots * self.regularizer.latent_dim
 
 
 @dataclass
@@ -221,6 +232,8 @@ class ControllerConfig:
             cell: ``g`` must equal the merged grid), a self-attention block lets the cells
             agree, and each token gives its cell's latent — the cell where the agent is moves,
             the others stay, as the LAM's own latents do.
+        global_latent: the LAM's global latent (``LAMConfig.global_latent``): the adapter also
+            answers it, from the mean of the cells' tokens (after the cells' latents).
     """
 
     kind: str = "adapter"
@@ -233,6 +246,7 @@ class ControllerConfig:
     hidden: int = 256
     token_merge: int = 1
     latent_grid: int = 1
+    global_latent: bool = False
 
 
 COMPONENTS: dict[str, type] = {

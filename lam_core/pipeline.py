@@ -390,8 +390,8 @@ class LatentActionPipeline(ModelHubMixin, nn.Module):
         if not self.lam.uses_latents:
             raise ValueError(f"a {self.lam.cfg.kind!r} model has no latent actions to sample")
         g = torch.Generator().manual_seed(seed)
-        cells = self.lam.cfg.latent_cells  # a latent grid: each cell drawn from the prior
-        return self.lam.regularizer.sample(n * cells, generator=g).reshape(n, -1)
+        slots = self.lam.cfg.latent_slots  # a latent grid: each cell drawn from the prior
+        return self.lam.regularizer.sample(n * slots, generator=g).reshape(n, -1)
 
     # ------------------------------------------------------------------ operations
     def transfer(self, source: VideoLike, target: VideoLike, **options) -> TransferResult:

@@ -259,8 +259,9 @@ def resolve(raw: dict) -> JobConfig:
     _set_derived(ctrl, raw.get("controller") or {}, "controller",
                  {"feature_dim": enc["dim"], "grid": grid,
                   "latent_dim": lam["regularizer"]["latent_dim"]
-                  * lam.get("latent_grid", 1) ** 2,
-                  "latent_grid": lam.get("latent_grid", 1)})
+                  * (lam.get("latent_grid", 1) ** 2 + bool(lam.get("global_latent"))),
+                  "latent_grid": lam.get("latent_grid", 1),
+                  "global_latent": bool(lam.get("global_latent"))})
     hints = typing.get_type_hints(JobConfig)
     values = {}
     for f in dataclasses.fields(JobConfig):

@@ -85,6 +85,9 @@ LOSS_ONLY = {"change_weight", "flow_l1", "regularizer.beta", "regularizer.free_b
 # world model's condition embedding exactly as the one latent was (each cell starts as a local
 # version of the frame's latent)
 REINTERPRETED = {"latent_grid", "cell_modulation", "idm_radius"}
+# LAM settings a warm start may switch on: they add modules, which start so that the model is
+# the warm start's (the global latent's embedding is zero; its IDM head a copy of the cells')
+ADDED = {"global_latent": ("idm.global_head.", "world_model.global_embed.")}
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -120,14 +123,18 @@ def warm_start(lam: LatentActionModel, folder: str, log=print) -> dict:
     theirs = _flat(config_to_dict(read_component_config(comp, "lam")))
     ours = _flat(config_to_dict(lam.cfg))
     diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-    shaping = [k for k in diff if k not in LOSS_ONLY | REINTERPRETED]
+    added = [k for k in diff if k in ADDED and not theirs.get(k) and ours.get(k)]
+    shaping = [k for k in diff if k not in LOSS_ONLY | REINTERPRETED | set(added)]
     if shaping:
         raise ConfigError(f"--init-from {comp}: its lam config differs from this run's in "
                           f"{', '.join('lam.' + k for k in shaping)}")
     for k in diff:
-        why = "weighs the loss only" if k in LOSS_ONLY else "the same weights, read anew"
+        why = ("weighs the loss only" if k in LOSS_ONLY else "new modules, starting neutral"
+               if k in added else "the same weights, read anew")
         log(f"warm start: lam.{k} {theirs.get(k)!r} → {ours.get(k)!r} ({why})")
-    load_state_checked(lam, comp / WEIGHTS_NAME)
+    load_state_checked(lam, comp / WEIGHTS_NAME, sum((ADDED[k] for k in added), ()))
+    if "global_latent" in added:
+        lam.idm.seed_global_head()
     return read_training_record(comp)
 
 

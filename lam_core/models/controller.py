@@ -9,7 +9,7 @@ can be driven (and planned with) in real actions.
   3-layer MLP embedding of the action, cross-attention from the action token to the frame tokens,
   then a linear layer to D_z. With a latent grid (``latent_grid > 1``) it answers per cell: the
   action's embedding is added to every frame token, a third block lets the cells agree, and each
-  token's linear output is its cell's latent.
+  token's linear output is its cell's latent (and a global latent, if any, comes from their mean).
 """
 
 from __future__ import annotations
@@ -69,7 +69,10 @@ class Controller(nn.Module):
                 self.cross = CrossAttention(cfg.width, cfg.heads)
             self.norm_out = nn.LayerNorm(cfg.width)
             self.mlp = MLP(cfg.width, 4 * cfg.width)
-            self.out = nn.Linear(cfg.width, cfg.latent_dim // self.cells)
+            slots = self.cells + int(cfg.global_latent)
+            self.out = nn.Linear(cfg.width, cfg.latent_dim // slots)
+            self.out_global = (nn.Linear(cfg.width, cfg.latent_dim // slots)
+                               if cfg.global_latent else None)
 
     @staticmethod
     def check(cfg: ControllerConfig) -> None:
@@ -78,11 +81,16 @@ class Controller(nn.Module):
             raise ValueError(f"controller.kind: must be {' or '.join(KINDS)}, not {cfg.kind!r}")
         merged = merged_grid(cfg.grid, cfg.token_merge, "controller.token_merge")
         cells = cfg.latent_grid * cfg.latent_grid
+        slots = cells + int(cfg.global_latent)
         if cells > 1 and (cfg.kind != "adapter" or cfg.latent_grid != merged
-                          or cfg.latent_dim % cells):
+                          or cfg.latent_dim % slots):
             raise ValueError(f"controller.latent_grid: a grid of {cfg.latent_grid}² latents needs "
                              f"the adapter with a merged token grid of the same size (got "
-                             f"{cfg.kind}, {merged}) and latent_dim a multiple of the cells")
+                             f"{cfg.kind}, {merged}) and latent_dim a multiple of the cells "
+                             f"(+ 1 with a global latent)")
+        if cfg.global_latent and cells == 1:
+            raise ValueError("controller.global_latent: needs a latent grid "
+                             "(controller.latent_grid > 1)")
 
     def forward(self, actions: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         """Map actions to latent actions.
@@ -116,7 +124,10 @@ class Controller(nn.Module):
         if self.cells > 1:  # every cell's token hears the action; each gives its cell's latent
             h = self.cell_block(x + q, pos)
             h = h + self.mlp(self.norm_out(h))
-            return self.out(h).reshape(b, t, cfg.latent_dim)  # cells in row-major order
+            z = self.out(h)  # B*T, cells, d: cells in row-major order
+            if self.out_global is not None:  # then the frame's latent
+                z = torch.cat([z, self.out_global(h.mean(dim=1, keepdim=True))], dim=1)
+            return z.reshape(b, t, cfg.latent_dim)
         q = q + self.cross(self.norm_q(q), self.norm_kv(x))
         q = q + self.mlp(self.norm_out(q))
         return self.out(q).reshape(b, t, cfg.latent_dim)

@@ -7,7 +7,9 @@ stand out); optionally ``k × k`` neighbouring tokens merged into one first. Mea
 projected to the regularizer's raw width (D_z, or 2·D_z for the noisy regularizer's mean and
 log-variance): over the whole frame (one latent per transition, the paper), or over each cell of
 a ``cells × cells`` grid (``LAMConfig.latent_grid``: one latent per cell, so the evidence of a
-small moving object is not averaged away by the still rest of the frame).
+small moving object is not averaged away by the still rest of the frame), optionally followed by
+one latent over the whole frame (``LAMConfig.global_latent``: the camera's motion, pooled over
+every cell's evidence).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class InverseDynamics(nn.Module):
         radius: 0: every token attends to every other; ``r ≥ 1``: only to tokens at most ``r``
             rows and columns away (a cell's latent then reads the motion near it, not a far
             object's).
+        global_latent: with cells, one more latent per step from the mean of every token (its
+            own head, :attr:`global_head`).
     """
 
     def __init__(
@@ -55,9 +59,10 @@ class InverseDynamics(nn.Module):
         input: str = "pair",
         cells: int = 1,
         radius: int = 0,
+        global_latent: bool = False,
     ):
         super().__init__()
-        self.check(grid, merge, input, cells, radius)
+        self.check(grid, merge, input, cells, radius, global_latent)
         self.grid, self.merge, self.input = grid, merge, input
         self.merged = merged_grid(grid, merge)
         self.cells = cells
@@ -69,10 +74,11 @@ class InverseDynamics(nn.Module):
         )
         self.norm = nn.LayerNorm(cfg.width)
         self.head = nn.Linear(cfg.width, out_dim)
+        self.global_head = nn.Linear(cfg.width, out_dim) if global_latent else None
 
     @staticmethod
     def check(grid: int, merge: int = 1, input: str = "pair", cells: int = 1,
-              radius: int = 0) -> None:
+              radius: int = 0, global_latent: bool = False) -> None:
         """Raise ``ValueError`` (``lam.<key>: …``, the LAM's keys) for settings the IDM cannot
         use (the arguments are the constructor's)."""
         if input not in INPUTS:
@@ -84,6 +90,16 @@ class InverseDynamics(nn.Module):
         if radius < 0:
             raise ValueError(f"lam.idm_radius: must be ≥ 0 (0: attention across the frame), not "
                              f"{radius}")
+        if global_latent and cells == 1:
+            raise ValueError("lam.global_latent: needs a latent grid (lam.latent_grid > 1); with "
+                             "one latent per step that latent is already the frame's")
+
+    @torch.no_grad()
+    def seed_global_head(self) -> None:
+        """Start the global head as a copy of the cells' head: the global latent is then the
+        mean of the cells' (the head is linear), the frame's pooled motion (a warm start from a
+        model without one)."""
+        self.global_head.load_state_dict(self.head.state_dict())
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Infer raw latents for every transition.
@@ -92,8 +108,9 @@ class InverseDynamics(nn.Module):
             features: ``(B, T', N, D_enc)``.
 
         Returns:
-            ``(B, T' - 1, out_dim)``, or ``(B, T' - 1, cells², out_dim)`` with a latent grid
-            (cells in row-major order); entry t depends only on steps t and t+1.
+            ``(B, T' - 1, out_dim)``, or ``(B, T' - 1, cells² (+ 1), out_dim)`` with a latent
+            grid (cells in row-major order, then the global latent if any); entry t depends only
+            on steps t and t+1.
         """
         features = merge_tokens(features, self.grid, self.grid, self.merge)
         b, steps, n, d = features.shape
@@ -118,5 +135,9 @@ class InverseDynamics(nn.Module):
         if self.input == "pair":  # a position's tokens of both steps are one cell's evidence
             x = x.reshape(x.shape[0], 2, n, -1).mean(dim=1)
         g, c = self.merged, self.cells  # mean over each (g/c)² block of positions
-        x = x.reshape(-1, c, g // c, c, g // c, x.shape[-1]).mean(dim=(2, 4))
-        return self.head(x).reshape(b, steps - 1, c * c, -1)
+        out = self.head(x.reshape(-1, c, g // c, c, g // c, x.shape[-1]).mean(dim=(2, 4)))
+        out = out.reshape(b, steps - 1, c * c, -1)
+        if self.global_head is None:
+            return out
+        whole = self.global_head(x.mean(dim=1)).reshape(b, steps - 1, 1, -1)
+        return torch.cat([out, whole], dim=2)

@@ -79,6 +79,7 @@ class LatentActionModel(nn.Module):
                 cfg.idm_input,
                 cfg.latent_grid,
                 cfg.idm_radius,
+                cfg.global_latent,
             )
         self.world_model = WorldModel(cfg)
 
@@ -94,7 +95,7 @@ class LatentActionModel(nn.Module):
         if cfg.change_weight < 0:
             raise ValueError(f"lam.change_weight: must be ≥ 0, not {cfg.change_weight}")
         InverseDynamics.check(cfg.grid, cfg.idm_token_merge, cfg.idm_input, cfg.latent_grid,
-                              cfg.idm_radius)
+                              cfg.idm_radius, cfg.global_latent)
         WorldModel.check(cfg)
 
     @property
@@ -106,12 +107,13 @@ class LatentActionModel(nn.Module):
 
         In eval mode this is deterministic (noisy: the mean; discrete: the nearest code). With a
         latent grid (``latent_grid > 1``) the regularizer sees each cell's latent (its loss is
-        the mean over cells, as over transitions) and the cells are returned side by side.
+        the mean over cells, as over transitions) and the cells are returned side by side (the
+        global latent, if any, last).
         """
         if not self.uses_latents:
             raise ValueError(f"a {self.cfg.kind!r} model has no latent actions")
         out = self.regularizer(self.idm(features))
-        if self.cfg.latent_cells > 1:  # B, T'-1, cells, d → B, T'-1, cells·d
+        if self.cfg.latent_slots > 1:  # B, T'-1, slots, d → B, T'-1, slots·d
             out.latents = out.latents.flatten(-2)
         return out if return_stats else out.latents
 

@@ -5,7 +5,8 @@ The condition of step t (a latent action z_t, a real action a_t, or nothing for 
 model) modulates only the tokens of step t. A grid of latents (``LAMConfig.latent_grid``) is
 applied where it was inferred: each token of step t gets its own cell's embedding added, and the
 AdaLN modulation takes the mean embedding of the cells (or, with ``cell_modulation``, each
-token its own cell's). The head (``lam.head``, :mod:`lam_core.models.heads`) is the output layer
+token its own cell's); a global latent (``LAMConfig.global_latent``) has its own embedding,
+added to every cell's. The head (``lam.head``, :mod:`lam_core.models.heads`) is the output layer
 and decides what its outputs mean: the next step's features (the paper), or on pixel features a
 flow that warps the last frame (:mod:`lam_core.models.flow`). Training uses teacher forcing
 (:meth:`forward`); rollouts are autoregressive with a key/value cache (:meth:`rollout`).
@@ -126,10 +127,17 @@ class WorldModel(nn.Module):
         per_cell = cfg.regularizer.latent_dim
         cond_dim = {"latent": per_cell, "action": cfg.action_dim, "deterministic": 0}[cfg.kind]
         self.cells = cfg.latent_cells if cfg.kind == "latent" else 1
+        self.global_embed = None
         if cond_dim:
             self.cond_embed = nn.Sequential(
                 nn.Linear(cond_dim, wm.width), nn.SiLU(), nn.Linear(wm.width, wm.width)
             )
+            if cfg.global_latent and cfg.kind == "latent":  # zero at init: changes nothing yet
+                self.global_embed = nn.Sequential(
+                    nn.Linear(cond_dim, wm.width), nn.SiLU(), nn.Linear(wm.width, wm.width)
+                )
+                nn.init.zeros_(self.global_embed[-1].weight)
+                nn.init.zeros_(self.global_embed[-1].bias)
         else:
             self.cond_embed = None
             self.null_cond = nn.Parameter(torch.zeros(wm.width))
@@ -166,7 +174,10 @@ class WorldModel(nn.Module):
             raise ValueError(f"expected conditions of shape ({b}, {steps}, C), got {got}")
         if self.cells == 1:
             return self.cond_embed(cond), None
-        cells = self.cond_embed(cond.unflatten(-1, (self.cells, -1)))  # B, S, cells, W
+        slots = cond.unflatten(-1, (self.cells + int(self.global_embed is not None), -1))
+        cells = self.cond_embed(slots[:, :, : self.cells])  # B, S, cells, W
+        if self.global_embed is not None:  # the frame's latent joins every cell's
+            cells = cells + self.global_embed(slots[:, :, -1:])
         return cells.mean(dim=2), cells
 
     def _run(self, features, cond, t0: int, cache: KVCache | None) -> torch.Tensor:
