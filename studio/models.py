@@ -184,8 +184,11 @@ def describe(pipe: LatentActionPipeline, name: str) -> str:
     latent size as HTML, D<sub>z</sub>: an underscore renders as a broken glyph in the theme's
     font)."""
     enc, lam = pipe.encoder.cfg, pipe.lam.cfg
+    d = lam.regularizer.latent_dim
+    shape = ("" if lam.latent_grid == 1 else f": a {lam.latent_grid} × {lam.latent_grid} grid of "
+             f"{d}{' and a global latent of ' + str(d) if lam.global_latent else ''}")
     latent = (
-        f"{lam.regularizer.kind} latents (D<sub>z</sub> = {lam.latent_dim} dimensions)"
+        f"{lam.regularizer.kind} latents (D<sub>z</sub> = {lam.latent_dim} dimensions{shape})"
         if lam.kind == "latent"
         else f"a {lam.kind!r} world model"
     )

@@ -31,6 +31,11 @@ def test_header_pluralises_and_writes_the_latent_size_without_an_underscore():
     line = describe(pipe, "tiny")
     assert plural(pipe.tubelet, "frame") + " per step" in line
     assert "D<sub>z</sub>" in line and "D_z" not in line
+    lam = pipe.lam.cfg
+    lam.latent_grid, lam.global_latent = 4, True  # the header says how the latent is laid out
+    d = lam.regularizer.latent_dim
+    assert f"{17 * d} dimensions: a 4 × 4 grid of {d} and a global latent of {d}" in describe(
+        pipe, "tiny")
 
 
 @pytest.mark.parametrize(
