@@ -274,10 +274,13 @@ def diagnose_safetensors(path: Path) -> str | None:
     return None
 
 
-def load_state_checked(module: nn.Module, path: Path, new: tuple[str, ...] = ()) -> None:
+def load_state_checked(module: nn.Module, path: Path, new: tuple[str, ...] = (),
+                       keep: str = "", skip: tuple[str, ...] = ()) -> None:
     """Load safetensors ``path`` into ``module``; every missing, unexpected or mis-shaped tensor is
     reported with the file's name. Tensors whose names start with one of ``new`` may be missing
-    (modules a warm start adds: they keep their initialisation).
+    (modules a warm start adds: they keep their initialisation). With ``keep``, only the file's
+    tensors under that prefix are read (and only those of ``module`` are expected), minus those
+    under ``skip`` (a part of another model taken into this one).
 
     Raises:
         CheckpointError: the file is missing (naming other weight files found beside it),
@@ -293,6 +296,9 @@ def load_state_checked(module: nn.Module, path: Path, new: tuple[str, ...] = ())
             raise CheckpointError(f"{path}: cannot read safetensors: {why} [{e}]") from e
         raise CheckpointError(f"{path}: cannot read safetensors ({e})") from e
     own = module.state_dict()
+    if keep:
+        state = {k: v for k, v in state.items() if k.startswith(keep) and not k.startswith(skip)}
+        own = {k: v for k, v in own.items() if k.startswith(keep)}
     problems = []
     missing = sorted(k for k in set(own) - set(state) if not k.startswith(new))
     unexpected = sorted(set(state) - set(own))
@@ -310,7 +316,8 @@ def load_state_checked(module: nn.Module, path: Path, new: tuple[str, ...] = ())
             problems.append(f"{k}: dtype {state[k].dtype} in file, {own[k].dtype} expected")
     if problems:
         raise CheckpointError(f"{path}: does not match its config: " + "; ".join(problems))
-    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=not new)
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()},
+                           strict=not (new or keep))
 
 
 def hub_offline() -> bool:

@@ -108,3 +108,30 @@ def test_a_resumed_warm_start_keeps_the_record(tmp_path):
     final = lam.train(load_job_config(CONFIG, common), resume="latest", init_from=str(first))
     record = read_training_record(final / "lam")
     assert record["steps"] == 7 and len(record["runs"]) == 2
+
+
+def test_an_action_conditioned_model_takes_a_latent_models_world_model(tmp_path, capsys):
+    """``kind: action`` warm-started from a latent (grid, global) model: its world model is the
+    latent one's but for the action embedding's first layer; the IDM and regularizer stay behind."""
+    from lam_core.models import LatentActionModel
+
+    first = run(tmp_path / "a", "train.steps=1", "lam.latent_grid=4", "lam.idm_radius=1",
+                "lam.cell_modulation=true", "lam.global_latent=true")
+    job = load_job_config(CONFIG, [f"train.output_dir={tmp_path / 'b'}", "lam.kind=action",
+                                   "data.source=world", "data.world=reach", "data.mixture=null"])
+    model = LatentActionModel(job.lam)
+    fresh = model.world_model.cond_embed[0].weight.clone()
+    lam.warm_start(model, str(first))
+    assert "takes the latent model's world model" in capsys.readouterr().out
+    theirs = LatentActionPipeline.from_pretrained(first).lam.state_dict()
+    for k, v in model.state_dict().items():
+        if k == "world_model.cond_embed.0.weight":  # latent width → action width
+            assert v.shape != theirs[k].shape
+        elif not k.startswith("world_model.cond_embed.0."):
+            assert torch.equal(v, theirs[k]), k
+    assert torch.equal(model.world_model.cond_embed[0].weight, fresh)
+    with pytest.raises(ConfigError, match=r"lam\.flow_grid"):  # the world model must match
+        other = load_job_config(CONFIG, [f"train.output_dir={tmp_path / 'c'}", "lam.kind=action",
+                                         "data.source=world", "data.mixture=null",
+                                         "lam.flow_grid=4"])
+        lam.warm_start(LatentActionModel(other.lam), str(first))

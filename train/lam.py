@@ -88,6 +88,13 @@ REINTERPRETED = {"latent_grid", "cell_modulation", "idm_radius"}
 # LAM settings a warm start may switch on: they add modules, which start so that the model is
 # the warm start's (the global latent's embedding is zero; its IDM head a copy of the cells')
 ADDED = {"global_latent": ("idm.global_head.", "world_model.global_embed.")}
+# what an action-conditioned model warm-started from a latent one does not take: the latent's
+# machinery (IDM, regularizer, grid) and the condition embedding's first layer (latent → action
+# width); the rest of the world model is the latent model's, so the baseline differs from the
+# controller's model only in what conditions it
+LATENT_SIDE = ("kind", "action_dim", "latent_grid", "cell_modulation", "idm_radius",
+               "global_latent", "idm.", "idm_token_merge", "idm_input", "regularizer.")
+FRESH_IN_ACTION = ("world_model.cond_embed.0.",)
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -123,6 +130,9 @@ def warm_start(lam: LatentActionModel, folder: str, log=print) -> dict:
     theirs = _flat(config_to_dict(read_component_config(comp, "lam")))
     ours = _flat(config_to_dict(lam.cfg))
     diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    transplant = ours["kind"] == "action" and theirs.get("kind") == "latent"
+    if transplant:  # the world model alone
+        diff = [k for k in diff if not k.startswith(LATENT_SIDE)]
     added = [k for k in diff if k in ADDED and not theirs.get(k) and ours.get(k)]
     shaping = [k for k in diff if k not in LOSS_ONLY | REINTERPRETED | set(added)]
     if shaping:
@@ -132,6 +142,12 @@ def warm_start(lam: LatentActionModel, folder: str, log=print) -> dict:
         why = ("weighs the loss only" if k in LOSS_ONLY else "new modules, starting neutral"
                if k in added else "the same weights, read anew")
         log(f"warm start: lam.{k} {theirs.get(k)!r} → {ours.get(k)!r} ({why})")
+    if transplant:
+        log("warm start: an action-conditioned model takes the latent model's world model; "
+            "its action embedding's first layer starts fresh")
+        load_state_checked(lam, comp / WEIGHTS_NAME, FRESH_IN_ACTION, keep="world_model.",
+                           skip=FRESH_IN_ACTION + ADDED["global_latent"])
+        return read_training_record(comp)
     load_state_checked(lam, comp / WEIGHTS_NAME, sum((ADDED[k] for k in added), ()))
     if "global_latent" in added:
         lam.idm.seed_global_head()
