@@ -134,6 +134,11 @@ class LAMConfig:
             ``c`` its change ``|s_t+1 − s_t|`` relative to the clip's mean change (0: plain L1).
             Movers are a few percent of the pixels; this keeps copying the last frame from
             being nearly optimal.
+        rollout_weight: beyond teacher forcing, the world model also predicts every step from
+            its own previous prediction (a two-step unroll, as V-JEPA 2-AC's rollout loss), and
+            that L1 is added with this weight (0: off; the world model then never sees its
+            own outputs in training, and errors compound in rollouts: a small object drifts
+            off its latents' cells and stops).
         latent_grid: latent actions per step (beyond the paper): 1 is the paper's one latent per
             transition; ``g > 1`` gives a ``g × g`` grid of latents, each of
             ``regularizer.latent_dim`` dimensions, inferred from the IDM's tokens of its cell
@@ -169,6 +174,7 @@ class LAMConfig:
     idm_input: str = "pair"
     condition_add: bool = False
     change_weight: float = 0.0
+    rollout_weight: float = 0.0
     latent_grid: int = 1
     cell_modulation: bool = False
     idm_radius: int = 0

@@ -76,10 +76,10 @@ def regularizer_schedule(run) -> Callable[[int], float]:
 
 
 # LAM settings that weigh the loss only: a warm start may change them (the weights mean the same)
-LOSS_ONLY = {"change_weight", "flow_l1", "regularizer.beta", "regularizer.free_bits",
-             "regularizer.lambda_l1", "regularizer.lambda_l2", "regularizer.lambda_v",
-             "regularizer.lambda_c", "regularizer.lambda_m", "regularizer.commitment",
-             "regularizer.reset_every"}
+LOSS_ONLY = {"change_weight", "rollout_weight", "flow_l1", "regularizer.beta",
+             "regularizer.free_bits", "regularizer.lambda_l1", "regularizer.lambda_l2",
+             "regularizer.lambda_v", "regularizer.lambda_c", "regularizer.lambda_m",
+             "regularizer.commitment", "regularizer.reset_every"}
 # LAM settings a warm start may change although they shape the model, because every weight keeps
 # its shape and meaning: a latent grid's cells are read by the IDM's head and embedded by the
 # world model's condition embedding exactly as the one latent was (each cell starts as a local

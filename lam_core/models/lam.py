@@ -30,8 +30,8 @@ class LAMOutput:
         loss: prediction L1 + regularizer loss.
         prediction_loss, regularizer_loss: the two main parts.
         stats: detached scalars for logging.
-        auxiliary_loss: the rest of ``loss``: the head's term (the flow head's ``flow_l1``), None
-            if none.
+        auxiliary_loss: the rest of ``loss``: the head's term (the flow head's ``flow_l1``) and
+            the weighted two-step unroll (``rollout_weight``), None if none.
     """
 
     predictions: torch.Tensor
@@ -43,15 +43,18 @@ class LAMOutput:
     auxiliary_loss: torch.Tensor | None = None
 
 
-def prediction_l1(pred: torch.Tensor, features: torch.Tensor, change_weight: float = 0.0):
+def prediction_l1(pred: torch.Tensor, features: torch.Tensor, change_weight: float = 0.0,
+                  skip: int = 0):
     """L1 of ``pred`` ``(B, T'-1, N, D)`` against ``features[:, 1:]``; with ``change_weight`` > 0,
     each token is weighted by ``1 + change_weight · c`` where ``c`` is its change
     ``|s_t+1 − s_t|`` over the clip's mean change, normalised so the weights average to 1 (movers
-    are a few percent of the pixels: plain L1 makes copying the last frame nearly optimal)."""
-    error = (pred.float() - features[:, 1:].float()).abs().mean(-1)  # B, T'-1, N
+    are a few percent of the pixels: plain L1 makes copying the last frame nearly optimal).
+    ``skip``: leave out the first steps (their predictions are not scored)."""
+    pred, target, last = pred[:, skip:], features[:, 1 + skip:], features[:, skip:-1]
+    error = (pred.float() - target.float()).abs().mean(-1)  # B, T'-1, N
     if change_weight <= 0:
         return error.mean()
-    change = (features[:, 1:] - features[:, :-1]).float().abs().mean(-1)  # B, T'-1, N
+    change = (target - last).float().abs().mean(-1)  # B, T'-1, N
     change = change / change.mean(dim=(1, 2), keepdim=True).clamp(min=1e-6)
     weight = 1 + change_weight * change
     return (error * weight).sum() / weight.sum()
@@ -94,6 +97,8 @@ class LatentActionModel(nn.Module):
             raise ValueError(f"lam.kind: must be one of {', '.join(KINDS)}, not {cfg.kind!r}")
         if cfg.change_weight < 0:
             raise ValueError(f"lam.change_weight: must be ≥ 0, not {cfg.change_weight}")
+        if cfg.rollout_weight < 0:
+            raise ValueError(f"lam.rollout_weight: must be ≥ 0, not {cfg.rollout_weight}")
         InverseDynamics.check(cfg.grid, cfg.idm_token_merge, cfg.idm_input, cfg.latent_grid,
                               cfg.idm_radius, cfg.global_latent)
         WorldModel.check(cfg)
@@ -151,6 +156,12 @@ class LatentActionModel(nn.Module):
         stats = {k: v for k, v in reg.stats.items() if v.ndim == 0} if reg is not None else {}
         aux, head_stats = self.world_model.head.loss_terms(extras, cfg)
         stats.update(head_stats)
+        if cfg.rollout_weight > 0 and pred.shape[1] > 1:  # step t+1 from ŝ_t (t ≥ 1)
+            own = torch.cat([features[:, :1], pred[:, :-1].to(features.dtype)], dim=1)
+            rolled = prediction_l1(self.world_model.predict(own, cond)[0], features,
+                                   cfg.change_weight, skip=1)
+            stats["rollout_loss"] = rolled.detach()
+            aux = cfg.rollout_weight * rolled + (0 if aux is None else aux)
         loss = pred_loss + reg_loss if aux is None else pred_loss + reg_loss + aux
         latents = cond if self.uses_latents else None
         return LAMOutput(pred, latents, loss, pred_loss, reg_loss, stats, aux)
