@@ -2,8 +2,10 @@
 (docs/DESIGN.md#entry-points).
 
 ``python app.py [--checkpoint DIR_OR_HUB_ID] [--host 127.0.0.1] [--port 7860] [--share]``.
-Tabs: Transfer (with Cycle), Leakage, Latent space, Control, Training. Public API endpoints:
-``transfer`` and ``cycle`` (two videos in → video + numbers out, see :mod:`studio.handlers`).
+Tabs: Transfer (with Cycle), Compare, Leakage, Latent space, Control, Training. Public API
+endpoints: ``transfer`` and ``cycle`` (two videos in → video + numbers out, see
+:mod:`studio.handlers`), ``compare`` (two videos and 2-4 checkpoints in → frame sheet + numbers
+out, see :mod:`studio.compare`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 import gradio as gr
 import torch
 
-from studio import control, latent, tabs, tabs_control
+from studio import control, latent, tabs, tabs_compare, tabs_control
 from studio.media import MAX_FRAMES, MAX_SECONDS
 from studio.models import PIPELINES, checkpoint_choices, describe
 
@@ -48,8 +50,9 @@ HEADER = f"""
 Latent action world models, learned from unlabeled video ("Learning Latent Action World Models In
 The Wild", Garrido et al.). An inverse dynamics model infers a **latent action** between two
 frames; a world model predicts the next frame from it. Transfer the actions of one video onto
-another, measure future leakage and cycle consistency, compare inferred with sampled latents,
-drive a world model with real actions through a controller, and follow training runs. Uploads are
+another (with one checkpoint, or several side by side), measure future leakage and cycle
+consistency, compare inferred with sampled latents, drive a world model with real actions through
+a controller, and follow training runs. Uploads are
 read at the model's frame rate and capped at {MAX_SECONDS:g} s / {MAX_FRAMES} frames.
 """
 
@@ -102,6 +105,8 @@ def build_app(checkpoint: str | None = None) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Transfer", id="transfer"):
                 tabs.transfer_tab(chosen)
+            with gr.Tab("Compare", id="compare"):
+                tabs_compare.compare_tab(choices)
             with gr.Tab("Leakage", id="leakage"):
                 tabs.leakage_tab(chosen)
             with gr.Tab("Latent space", id="latent"):

@@ -21,6 +21,14 @@ GLOSSARY: dict[str, tuple[str, str]] = {  # name → (plain meaning, formula)
         "the source's actions and by its own (0 = the actions changed nothing)",
         "feature L1 between rollout(target, z_source) and rollout(target, z_target)",
     ),
+    "camera motion": (
+        "how far the whole picture moves per frame, in model pixels: the source's motion beside "
+        "the transfer's (cos: 1 = the same directions, × = how much of the source's speed the "
+        "transfer kept; both only where the source moves ≥ 0.5 px)",
+        "mean over the predicted frames of |d_t|, d_t the phase-correlation shift between frames "
+        "t and t+1 (lam_core.eval.motion.step_shifts); cos = mean cos(d_transfer, d_source), "
+        "× = Σ|d_transfer| / Σ|d_source|",
+    ),
     "ratio": (
         "how well the actions survive the trip A → B → A: the cycled error over the direct "
         "one (1 = nothing lost)",

@@ -26,7 +26,7 @@ import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
-from lam_core import CheckpointError, Clip, LatentActionPipeline
+from lam_core import CheckpointError, Clip, LatentActionPipeline, TransferResult
 from lam_core.eval.common import VIDEO_SUFFIXES, heldout_clips
 from lam_core.eval.frames import change_frames
 from lam_core.pipeline import REPO_ROOT
@@ -128,7 +128,8 @@ def load_pair(
     return uploads[0].processed, uploads[1].processed, notes
 
 
-def _needs_decoder(pipe: LatentActionPipeline, checkpoint: str) -> None:
+def needs_decoder(pipe: LatentActionPipeline, checkpoint: str) -> None:
+    """Refuse a pipeline without a decoder: its predictions cannot be shown as video."""
     if pipe.decoder is None:
         raise bad_input(f"{checkpoint} has no decoder, so its predictions cannot be shown as video")
 
@@ -142,6 +143,34 @@ def model_frames(pipe: LatentActionPipeline, clip: Clip | ProcessedClip) -> np.n
 
 def _steps(clip: ProcessedClip, pipe: LatentActionPipeline) -> int:
     return clip.num_frames // pipe.tubelet
+
+
+def run_transfer(
+    pipe: LatentActionPipeline,
+    src: ProcessedClip,
+    tgt: ProcessedClip,
+    context: float = 1,
+    steps: float = 0,
+    progress: Progress | None = None,
+) -> tuple[TransferResult, list[str]]:
+    """The transfer of two uploads read with ``display`` (:func:`load_pair`), as the Transfer
+    tab runs it: ``context`` real target steps, then ``steps`` predicted ones (0 = as many as both
+    clips allow), rendered at the display resolution. Returns the result and the notes on it
+    (the rendering's fallback; a target shorter than the prediction)."""
+    context = int(context)
+    both = min(_steps(src, pipe), _steps(tgt, pipe)) - context
+    steps = int(steps) if steps and int(steps) > 0 else max(both, 1)
+    result = pipe.transfer(
+        src, tgt, context=context, steps=steps, progress=as_callback(progress),
+        display=tgt, source_display=src,
+    )
+    notes = [result.display_note] if result.display_note else []
+    if result.target.num_frames < result.transferred.num_frames:
+        notes.append(
+            "the target is shorter than the prediction: its last frame is held and "
+            "target error / transfer shift are undefined (null)"
+        )
+    return result, notes
 
 
 def _videos(
@@ -200,15 +229,9 @@ def transfer(
     """
     with user_errors("transfer"):
         pipe = PIPELINES.get(checkpoint)
-        _needs_decoder(pipe, checkpoint)
+        needs_decoder(pipe, checkpoint)
         src, tgt, notes = load_pair(pipe, source, target, ("source", "target"), display=DISPLAY)
-        context = int(context)
-        both = min(_steps(src, pipe), _steps(tgt, pipe)) - context
-        steps = int(steps) if steps and int(steps) > 0 else max(both, 1)
-        result = pipe.transfer(
-            src, tgt, context=context, steps=steps, progress=as_callback(progress),
-            display=tgt, source_display=src,
-        )
+        result, more = run_transfer(pipe, src, tgt, context, steps, progress)
         ctx_frames = result.context * pipe.tubelet
 
         def panels(source, target, transferred, own) -> list[Panel]:
@@ -235,13 +258,7 @@ def transfer(
                    frames_of(result.target_own)),
             "transfer",
         )
-        if result.display_note:
-            notes.append(result.display_note)
-        if result.target.num_frames < result.transferred.num_frames:
-            notes.append(
-                "the target is shorter than the prediction: its last frame is held and "
-                "target error / transfer shift are undefined (null)"
-            )
+        notes += more
         numbers = {
             "checkpoint": checkpoint,
             **{key: finite(getattr(result, key)) for key, _, _ in TRANSFER_ROWS},
@@ -300,7 +317,7 @@ def cycle(
     """
     with user_errors("cycle"):
         pipe = PIPELINES.get(checkpoint)
-        _needs_decoder(pipe, checkpoint)
+        needs_decoder(pipe, checkpoint)
         a, b, notes = load_pair(
             pipe, source, target, ("clip A (source)", "clip B (target)"), display=DISPLAY
         )

@@ -183,15 +183,8 @@ def describe(pipe: LatentActionPipeline, name: str) -> str:
     """One Markdown line about a loaded pipeline: encoder, latents, decoder, controller (the
     latent size as HTML, D<sub>z</sub>: an underscore renders as a broken glyph in the theme's
     font)."""
-    enc, lam = pipe.encoder.cfg, pipe.lam.cfg
-    d = lam.regularizer.latent_dim
-    shape = ("" if lam.latent_grid == 1 else f": a {lam.latent_grid} × {lam.latent_grid} grid of "
-             f"{d}{' and a global latent of ' + str(d) if lam.global_latent else ''}")
-    latent = (
-        f"{lam.regularizer.kind} latents (D<sub>z</sub> = {lam.latent_dim} dimensions{shape})"
-        if lam.kind == "latent"
-        else f"a {lam.kind!r} world model"
-    )
+    enc = pipe.encoder.cfg
+    latent = latent_words(pipe)
     controller = (
         f"{pipe.controller.cfg.kind} controller" if pipe.controller is not None else "no controller"
     )
@@ -200,6 +193,19 @@ def describe(pipe: LatentActionPipeline, name: str) -> str:
         f"`{name}` · {enc.kind} encoder, {enc.image_size}×{enc.image_size} px at {enc.fps:g} "
         f"fps, {plural(enc.tubelet, 'frame')} per step · {latent} · {decoder} · {controller}"
     )
+
+
+def latent_words(pipe: LatentActionPipeline) -> str:
+    """What a pipeline's latent action is, as Markdown: ``noisy latents (D<sub>z</sub> = 272
+    dimensions: a 4 × 4 grid of 16 and a global latent of 16)``, or ``a 'deterministic' world
+    model`` for one without latents."""
+    lam = pipe.lam.cfg
+    d = lam.regularizer.latent_dim
+    shape = ("" if lam.latent_grid == 1 else f": a {lam.latent_grid} × {lam.latent_grid} grid of "
+             f"{d}{' and a global latent of ' + str(d) if lam.global_latent else ''}")
+    if lam.kind != "latent":
+        return f"a {lam.kind!r} world model"
+    return f"{lam.regularizer.kind} latents (D<sub>z</sub> = {lam.latent_dim} dimensions{shape})"
 
 
 def plural(n: int, word: str) -> str:

@@ -38,7 +38,7 @@ CLICK_BRIDGE = """() => {
 }"""
 
 
-def _inputs(prefix: str, names: tuple[str, str]) -> tuple[gr.Video, gr.Video, gr.Column]:
+def pair_inputs(prefix: str, names: tuple[str, str]) -> tuple[gr.Video, gr.Video, gr.Column]:
     """Two uploads side by side with the example pairs below them; returns both videos and the
     (open) settings column on their right, for the tab to fill."""
     with gr.Row():
@@ -113,7 +113,7 @@ def transfer_tab(checkpoint: gr.Dropdown) -> None:
     )
     trained = gr.Markdown(models.trained_on(checkpoint.value), elem_id="transfer-trained-on")
     checkpoint.change(models.trained_on, checkpoint, trained, api_visibility="private")
-    source, target, settings = _inputs(
+    source, target, settings = pair_inputs(
         "transfer", ("source (whose actions)", "target (whose scene)")
     )
     with settings:
@@ -181,7 +181,7 @@ def leakage_tab(checkpoint: gr.Dropdown) -> None:
         "Table 1).",
         elem_classes="small-note",
     )
-    a, b, settings = _inputs("leakage", ("clip A", "clip B"))
+    a, b, settings = pair_inputs("leakage", ("clip A", "clip B"))
     with settings:
         cut = gr.Slider(0, 31, value=0, step=1, label="cut step", info="0 = the middle step")
         run = gr.Button("Measure leakage", variant="primary", elem_id="leakage-run", size="lg")

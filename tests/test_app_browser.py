@@ -7,7 +7,9 @@ and one arrow key of the keyboard (the page script clicks the button), checks th
 runs a quick CEM plan, then switches the world to drive (the checkpoint follows: the drive
 controller, or a refusal when there is none); embeds latents on the Latent space tab and clicks
 the most isolated point of the Plotly figure (the click bridge fills in the point index and shows
-its frame pair).
+its frame pair). On the Compare tab, picks an example pair and compares the default checkpoints
+(the shipped pixel-noisy and pixel-grid): a playable video and a numbers line per model, the
+frame sheet.
 Screenshots of each tab go to ``$LAM_SCREENSHOT_DIR`` (default: the test's tmp_path).
 """
 
@@ -18,6 +20,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+
+from studio.handlers import example_pairs
 
 from .test_app_e2e import SOURCE, TARGET, studio  # noqa: F401  (the served-studio fixture)
 
@@ -136,3 +140,26 @@ def test_transfer_control_and_latent_space_in_chromium(studio, page, screenshots
     assert page.input_value("#latent-index input") == str(index)
     page.wait_for_selector("#latent-pair img", timeout=30_000)
     page.screenshot(path=str(screenshots / "studio-latent.png"), full_page=True)
+
+
+COMPARE_PAIR = "movers-2 → movers-3"  # an example pair (assets/clips/) where the models differ
+
+
+def test_compare_tab_in_chromium(studio, page, screenshots):  # noqa: F811
+    if COMPARE_PAIR not in {" → ".join(Path(c).stem for c in p) for p in example_pairs()}:
+        pytest.skip(f"the example pair {COMPARE_PAIR} is not in assets/clips/")
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(studio.url)
+    page.get_by_role("tab", name="Compare").click()
+    page.locator(f"text={COMPARE_PAIR} >> visible=true").first.click()
+    page.wait_for_selector("#compare-source video", timeout=30_000)
+    page.wait_for_selector("#compare-target video", timeout=30_000)
+    page.click("#compare-run")
+    for i in range(2):  # the two default checkpoints
+        page.wait_for_function(VIDEO_READY, arg=f"#compare-video-{i} video", timeout=120_000)
+        page.locator(f"#compare-line-{i} >> text=camera motion").wait_for(timeout=30_000)
+    assert not page.locator("#compare-video-2").is_visible()  # no third model, no third column
+    page.wait_for_selector("#compare-sheet img", timeout=30_000)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(screenshots / "studio-compare.png"), full_page=True)
+    assert (screenshots / "studio-compare.png").stat().st_size > 10_000
