@@ -34,3 +34,18 @@ def test_reach_tracking_rows_calibrate_and_the_copy_control_stays():
     real_moves = result.rows["copy"]["final_mean_px"]
     assert real_moves > 1.0  # the real cross went somewhere the copy does not follow
     assert "| copy |" in format_tracking(result)
+    assert result.rows["truth"]["background"] == 0.0  # the real scene is still
+    assert result.rows["copy"]["background"] == 0.0  # away from the cross, so is the first frame
+
+
+def test_background_change_counts_what_moves_away_from_the_cross():
+    from lam_core.eval.agents import background_change
+
+    real = np.zeros((2, 64, 64, 3), np.uint8)
+    path = np.array([[10.0, 10.0], [12.0, 10.0], [14.0, 10.0]])
+    moved = real.copy()
+    moved[:, 8:13, 8:16] = 255  # at the cross: not counted
+    assert background_change(moved, real, path) == 0.0
+    moved[:, 40:, 40:] = 255  # far from it: counted, as a share of the far pixels
+    assert 0 < background_change(moved, real, path) < 255
+    assert background_change(np.full_like(real, 255), real, path) == 255.0

@@ -7,7 +7,10 @@ actions: by its colour (a weighted centroid of the pixels near ``EFFECTOR_COLOR`
 object of the reach world has). Rows: ``truth`` (the tracker on the real frames: its calibration),
 ``copy`` (the first frame repeated: the cross stays; its error is how far the real one went),
 ``model`` (the rollout of the pipeline: through its controller for a latent model, the actions as
-they are for an action-conditioned one).
+they are for an action-conditioned one). Moving the whole frame with the cross also puts the cross
+in the right place, so each row also has ``background``: the mean change (0–255) of the pixels
+≥ 8 px from every position the effector has held so far, against the real frame (the reach world's
+camera and scene are still: only the cross moves).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from lam_core.eval.common import Progress, no_progress
 @dataclass
 class AgentTrackingResult:
     """``rows``: row → ``{"final_px": median error after the last step, "final_mean_px",
-    "step_px": mean error over steps, "lost": share of frames where the cross was not found}``;
+    "step_px": mean error over steps, "lost": share of frames where the cross was not found,
+    "background": mean change of the pixels away from the cross (0–255)}``;
     ``errors``: row → ``(episodes, steps)`` tracking errors in pixels (NaN: not found)."""
 
     rows: dict[str, dict[str, float]]
@@ -55,6 +59,18 @@ def track_effector(frames: np.ndarray, tolerance: float = 60.0) -> np.ndarray:
     return out
 
 
+def background_change(frames: np.ndarray, real: np.ndarray, path: np.ndarray,
+                      margin: float = 8.0) -> float:
+    """Mean ``|frames − real|`` (0–255) over the pixels ≥ ``margin`` px from every position of
+    ``path`` ``(K, 2)`` up to each frame's step (frame i is step i + 1)."""
+    h, w = frames.shape[1:3]
+    ys, xs = np.mgrid[0:h, 0:w]
+    dist = np.hypot(xs[None] - path[:, 0, None, None], ys[None] - path[:, 1, None, None])
+    near = np.minimum.accumulate(dist, axis=0)[1:] < margin  # K - 1, H, W: up to each step
+    diff = np.abs(frames.astype(np.float32) - real.astype(np.float32)).mean(-1)
+    return float(diff[~near[: len(frames)]].mean())
+
+
 @torch.no_grad()
 def reach_tracking(pipeline, episodes: int = 64, steps: int = 8, seed: int = 0,
                    progress: Progress | None = None) -> AgentTrackingResult:
@@ -74,6 +90,7 @@ def reach_tracking(pipeline, episodes: int = 64, steps: int = 8, seed: int = 0,
     report = progress or no_progress
     tubelet = pipeline.tubelet
     errors: dict[str, list] = {"truth": [], "copy": [], "model": []}
+    background: dict[str, list] = {row: [] for row in errors}
     for i, s in enumerate(split_seeds(episodes, "val", 500_000 + 1000 * seed)):
         clip = make_reach_clip(s, num_steps=steps + 1, tubelet=tubelet, size=pipeline.image_size)
         true = np.floor(clip.meta["effector"] + 0.5)  # drawn at the nearest pixel, (K, 2)
@@ -85,6 +102,7 @@ def reach_tracking(pipeline, episodes: int = 64, steps: int = 8, seed: int = 0,
         for row, seen in (("truth", real[1:]), ("copy", np.repeat(real[:1], steps, axis=0)),
                           ("model", frames)):
             errors[row].append(np.linalg.norm(track_effector(seen) - true[1:], axis=1))
+            background[row].append(background_change(seen, real[1:], true))
         report((i + 1) / episodes, f"reach tracking: episode {i + 1}/{episodes}")
     rows, arrays = {}, {}
     for row, values in errors.items():
@@ -92,7 +110,8 @@ def reach_tracking(pipeline, episodes: int = 64, steps: int = 8, seed: int = 0,
         final = e[:, -1]
         rows[row] = {"final_px": float(np.nanmedian(final)),
                      "final_mean_px": float(np.nanmean(final)),
-                     "step_px": float(np.nanmean(e)), "lost": float(np.isnan(e).mean())}
+                     "step_px": float(np.nanmean(e)), "lost": float(np.isnan(e).mean()),
+                     "background": float(np.mean(background[row]))}
         arrays[row] = e
     return AgentTrackingResult(rows, arrays, steps, episodes)
 
@@ -101,9 +120,10 @@ def format_tracking(result: AgentTrackingResult) -> str:
     """A markdown table of :class:`AgentTrackingResult`."""
     lines = [f"Reach effector tracked over {result.steps} steps, {result.episodes} episodes "
              "(error against the real world, px at 64 px)", "",
-             "| row | final error, median | final, mean | mean over steps | not found |",
-             "| --- | --- | --- | --- | --- |"]
+             "| row | final error, median | final, mean | mean over steps | not found | "
+             "background change (/255) |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for row, m in result.rows.items():
         lines.append(f"| {row} | {m['final_px']:.2f} | {m['final_mean_px']:.2f} | "
-                     f"{m['step_px']:.2f} | {m['lost']:.0%} |")
+                     f"{m['step_px']:.2f} | {m['lost']:.0%} | {m['background']:.2f} |")
     return "\n".join(lines)

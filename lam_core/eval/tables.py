@@ -125,8 +125,11 @@ def object_checks(pipes: dict, add) -> None:
         if track:
             limit = 2.0 if p.get("kind") == "action" else 3.0
             err, copy = track["model"]["final_px"], track["copy"]["final_px"]
-            add(err <= limit, f"reach effector driven by actions ends ≤ {limit:.0f} px from the "
-                "real one", f"{name}: {err:.2f} px (copying the first frame: {copy:.2f})")
+            moved = track["model"].get("background", float("nan"))
+            add(err <= limit and moved <= 2.0, f"reach effector driven by actions ends ≤ "
+                f"{limit:.0f} px from the real one, the rest of the scene changes ≤ 2/255",
+                f"{name}: {err:.2f} px, background {moved:.2f}/255 (copying the first frame: "
+                f"{copy:.2f} px)")
 
 
 def object_rows(pipes: dict, key) -> list[list]:
@@ -141,7 +144,8 @@ def object_rows(pipes: dict, key) -> list[list]:
                         f"{m['epe_px_median']:.2f}", f"{m['background_change_median']:.2f}", far])
         track = _ok(pipes[name], "reach_tracking", {}).get("rows")
         for row, m in (track or {}).items():
-            out.append([name, f"reach effector: {row}", "—", "—", f"{m['final_px']:.2f}", "—",
+            moved = f"{m['background']:.2f}" if "background" in m else "—"
+            out.append([name, f"reach effector: {row}", "—", "—", f"{m['final_px']:.2f}", moved,
                         "—"])
     return out
 
