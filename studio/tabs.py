@@ -68,6 +68,13 @@ def pair_inputs(prefix: str, names: tuple[str, str]) -> tuple[gr.Video, gr.Video
 CAPTIONED = "captioned-video"  # a video whose frames carry captions: its buttons sit above it
 
 
+def captioned_video(label: str, height: int, **options) -> gr.Video:
+    """An output video whose frames carry their own captions (no label of its own; it plays on
+    a loop)."""
+    return gr.Video(label=label, show_label=False, elem_classes=CAPTIONED, interactive=False,
+                    autoplay=True, loop=True, height=height, **options)
+
+
 def _results(
     video_label: str, name: str, table_label: str, plot_label: str, terms: tuple[str, ...] = ()
 ) -> tuple[gr.Video, gr.Dataframe, gr.Plot, gr.JSON, gr.Markdown]:
@@ -75,16 +82,7 @@ def _results(
     under it (``#{name}-notes``: how the uploads were sampled or cut), the metric table beside a
     plot with the metrics' meanings (``terms``, :mod:`studio.glossary`) under it, and the numbers
     as the API returns them."""
-    video = gr.Video(
-        label=video_label,
-        show_label=False,
-        elem_id=f"{name}-output",
-        elem_classes=CAPTIONED,
-        interactive=False,
-        autoplay=True,
-        loop=True,
-        height=320,
-    )
+    video = captioned_video(video_label, 320, elem_id=f"{name}-output")
     notes = gr.Markdown(elem_id=f"{name}-notes", elem_classes="small-note")
     with gr.Row():
         table = gr.Dataframe(
@@ -186,16 +184,7 @@ def leakage_tab(checkpoint: gr.Dropdown) -> None:
         cut = gr.Slider(0, 31, value=0, step=1, label="cut step", info="0 = the middle step")
         run = gr.Button("Measure leakage", variant="primary", elem_id="leakage-run", size="lg")
     with gr.Row():
-        video = gr.Video(
-            label="stitched | A",
-            show_label=False,
-            elem_classes=CAPTIONED,
-            interactive=False,
-            autoplay=True,
-            loop=True,
-            height=300,
-            scale=2,
-        )
+        video = captioned_video("stitched | A", 300, scale=2)
         with gr.Column(scale=3):
             summary = gr.Markdown()
             plot = gr.Plot(label="one-step error")

@@ -12,7 +12,7 @@ import gradio as gr
 
 from studio import compare, handlers
 from studio.glossary import explain
-from studio.tabs import CAPTIONED, MODEL, pair_inputs
+from studio.tabs import MODEL, captioned_video, pair_inputs
 
 
 def compare_tab(choices: list[str]) -> None:
@@ -49,16 +49,8 @@ def compare_tab(choices: list[str]) -> None:
     with gr.Row(equal_height=False):
         for i in range(compare.MAX_MODELS):
             with gr.Column(visible=False, min_width=220) as column:
-                videos.append(gr.Video(
-                    label=f"model {i + 1}",
-                    show_label=False,
-                    elem_id=f"compare-video-{i}",
-                    elem_classes=CAPTIONED,
-                    interactive=False,
-                    autoplay=True,
-                    loop=True,
-                    height=300,
-                ))
+                videos.append(captioned_video(f"model {i + 1}", 300,
+                                              elem_id=f"compare-video-{i}"))
                 lines.append(gr.Markdown(elem_id=f"compare-line-{i}", elem_classes="small-note"))
             columns.append(column)
     gr.Markdown("**Frame sheet**: the same frames of the source, the target and each transfer.",
