@@ -306,6 +306,12 @@ def reach_protocol(
         per["zero_final_px"] = np.array(
             [float(np.linalg.norm(ep.states[0] - ep.states[-1])) for ep in eps]
         )
+    return _result(world, pipeline, episodes, per, plans, truth, secs, cfg, run)
+
+
+def _result(world: str, pipeline, episodes: int, per: dict[str, np.ndarray], plans: np.ndarray,
+            truth: np.ndarray, secs: float, cfg: CEMConfig, run: dict) -> PlanningResult:
+    """A protocol's :class:`PlanningResult`: per-episode metrics ``per`` and their means."""
     return PlanningResult(
         world=world,
         method=_method(pipeline, run["solver"]),
@@ -385,20 +391,8 @@ def drive_protocol(
             per[prefix + "ate"].append(ate)
             per[prefix + "rpe"].append(rpe)
     arrays = {k: np.array(v) for k, v in per.items()}
-    return PlanningResult(
-        world="drive",
-        method=_method(pipeline, run["solver"]),
-        episodes=episodes,
-        paper_episodes=PAPER_EPISODES,
-        note=_note(episodes),
-        metrics={k: float(v.mean()) for k, v in arrays.items()},
-        per_episode=arrays,
-        plans=plans,
-        ground_truth=np.stack([ep.actions for ep in eps]),
-        seconds_per_plan=secs,
-        cem=cfg,
-        **run,
-    )
+    truth = np.stack([ep.actions for ep in eps])
+    return _result("drive", pipeline, episodes, arrays, plans, truth, secs, cfg, run)
 
 
 def time_plan(
