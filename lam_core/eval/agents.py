@@ -11,6 +11,11 @@ they are for an action-conditioned one). Moving the whole frame with the cross a
 in the right place, so each row also has ``background``: the mean change (0–255) of the pixels
 ≥ 8 px from every position the effector has held so far, against the real frame (the reach world's
 camera and scene are still: only the cross moves).
+
+The drive world has no object to track: its frames are views of a map from the camera's pose, so
+the pose itself is read back from each frame (:func:`lam_core.eval.poses.track_poses`) and
+compared with the real one (:func:`drive_tracking`: position in map pixels, heading in degrees,
+and the ATE of the whole path).
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ from lam_core.eval.common import Progress, no_progress
 @dataclass
 class AgentTrackingResult:
     """``rows``: row → ``{"final_px": median error after the last step, "final_mean_px",
-    "step_px": mean error over steps, "lost": share of frames where the cross was not found,
-    "background": mean change of the pixels away from the cross (0–255)}``;
+    "step_px": mean error over steps}`` and, for reach, ``"lost"`` (share of frames where the
+    cross was not found) and ``"background"`` (mean change of the pixels away from the cross,
+    0–255), for drive ``"final_deg"`` (heading) and ``"ate"``;
     ``errors``: row → ``(episodes, steps)`` tracking errors in pixels (NaN: not found)."""
 
     rows: dict[str, dict[str, float]]
@@ -104,20 +110,85 @@ def reach_tracking(pipeline, episodes: int = 64, steps: int = 8, seed: int = 0,
             errors[row].append(np.linalg.norm(track_effector(seen) - true[1:], axis=1))
             background[row].append(background_change(seen, real[1:], true))
         report((i + 1) / episodes, f"reach tracking: episode {i + 1}/{episodes}")
+    rows, arrays = _summaries(errors)
+    for row in rows:
+        rows[row]["lost"] = float(np.isnan(arrays[row]).mean())
+        rows[row]["background"] = float(np.mean(background[row]))
+    return AgentTrackingResult(rows, arrays, steps, episodes)
+
+
+def _summaries(errors: dict[str, list]) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
+    """Per row, the ``(episodes, steps)`` errors and their summary: the final step's median and
+    mean, the mean over steps."""
     rows, arrays = {}, {}
     for row, values in errors.items():
         e = np.array(values)  # episodes, steps
-        final = e[:, -1]
-        rows[row] = {"final_px": float(np.nanmedian(final)),
-                     "final_mean_px": float(np.nanmean(final)),
-                     "step_px": float(np.nanmean(e)), "lost": float(np.isnan(e).mean()),
-                     "background": float(np.mean(background[row]))}
+        rows[row] = {"final_px": float(np.nanmedian(e[:, -1])),
+                     "final_mean_px": float(np.nanmean(e[:, -1])), "step_px": float(np.nanmean(e))}
         arrays[row] = e
+    return rows, arrays
+
+
+@torch.no_grad()
+def drive_tracking(pipeline, episodes: int = 64, steps: int = 8, seed: int = 0,
+                   progress: Progress | None = None) -> AgentTrackingResult:
+    """The drive camera's pose in rollouts driven by real actions, against the real world.
+
+    Rows as :func:`reach_tracking`'s (``truth``: the pose tracker on the real frames, its
+    calibration; ``copy``: the start frame held; ``model``), each with the position error in map
+    pixels (``final_px``, ``final_mean_px``, ``step_px``; one full forward step is 5 px), the
+    heading error after the last step (``final_deg``, median) and the ATE of the tracked path
+    (``ate``, mean; :func:`~lam_core.eval.planning_protocols.trajectory_errors`).
+
+    Args: as :func:`reach_tracking`'s (``pipeline``: an ``"action"`` model or a latent model with
+        a drive controller).
+    """
+    from lam_core.data.miniwild import split_seeds
+    from lam_core.data.worlds import DriveWorld, make_drive_clip
+    from lam_core.eval.planning_protocols import trajectory_errors
+    from lam_core.eval.poses import pose_errors, track_poses
+
+    report = progress or no_progress
+    tubelet = pipeline.tubelet
+    errors: dict[str, list] = {"truth": [], "copy": [], "model": []}
+    turns: dict[str, list] = {row: [] for row in errors}
+    ate: dict[str, list] = {row: [] for row in errors}
+    for i, s in enumerate(split_seeds(episodes, "val", 600_000 + 1000 * seed)):
+        clip = make_drive_clip(s, num_steps=steps + 1, tubelet=tubelet, size=pipeline.image_size)
+        world, truth = DriveWorld(s, size=pipeline.image_size), clip.meta["poses"]
+        real = clip.frames[::tubelet]
+        context = pipeline.encode(clip)[:, :1]
+        actions = torch.as_tensor(clip.actions[None, :steps], dtype=torch.float32)
+        pred = pipeline.rollout_with_actions(context, actions)
+        frames = pipeline.to_clip(pipeline.decode(pred)).frames[::tubelet]
+        for row, seen in (("truth", real[1:]), ("copy", np.repeat(real[:1], steps, axis=0)),
+                          ("model", frames)):
+            poses = np.concatenate([truth[:1], track_poses(world, seen, truth[0])])
+            position, turn = pose_errors(poses[1:], truth[1:])
+            errors[row].append(position)
+            turns[row].append(turn[-1])
+            ate[row].append(trajectory_errors(poses, truth)[0])
+        report((i + 1) / episodes, f"drive tracking: episode {i + 1}/{episodes}")
+    rows, arrays = _summaries(errors)
+    for row in rows:
+        rows[row]["final_deg"] = float(np.median(turns[row]))
+        rows[row]["ate"] = float(np.mean(ate[row]))
     return AgentTrackingResult(rows, arrays, steps, episodes)
 
 
 def format_tracking(result: AgentTrackingResult) -> str:
-    """A markdown table of :class:`AgentTrackingResult`."""
+    """A markdown table of :class:`AgentTrackingResult` (:func:`reach_tracking`'s or
+    :func:`drive_tracking`'s)."""
+    if "ate" in next(iter(result.rows.values())):
+        lines = [f"Drive camera pose tracked over {result.steps} steps, {result.episodes} "
+                 "episodes (error against the real world; map px, one full step is 5 px)", "",
+                 "| row | final position error, median | final, mean | mean over steps | "
+                 "final heading error, median (°) | ATE |",
+                 "| --- | --- | --- | --- | --- | --- |"]
+        for row, m in result.rows.items():
+            lines.append(f"| {row} | {m['final_px']:.2f} | {m['final_mean_px']:.2f} | "
+                         f"{m['step_px']:.2f} | {m['final_deg']:.1f} | {m['ate']:.2f} |")
+        return "\n".join(lines)
     lines = [f"Reach effector tracked over {result.steps} steps, {result.episodes} episodes "
              "(error against the real world, px at 64 px)", "",
              "| row | final error, median | final, mean | mean over steps | not found | "

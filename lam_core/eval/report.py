@@ -43,7 +43,7 @@ import torch
 
 from lam_core.checkpoint import CheckpointError, read_training_record, record_sources
 from lam_core.data.worlds import WORLDS
-from lam_core.eval.agents import reach_tracking
+from lam_core.eval.agents import drive_tracking, reach_tracking
 from lam_core.eval.capacity import capacity, model_label
 from lam_core.eval.common import Progress, heldout_clips, read_clips, sub_progress, to_jsonable
 from lam_core.eval.controller import controller_eval
@@ -225,6 +225,9 @@ def _jobs(pipe: LatentActionPipeline, world: str | None, s: ReportSettings, wild
         can_drive = kind == "action" or (kind == "latent" and pipe.controller is not None)
         if world == "reach" and can_drive and pipe.decoder is not None:
             add("reach_tracking", reach_tracking, episodes=s.episodes, seed=s.seed)
+        if world == "drive" and can_drive and pipe.decoder is not None:
+            add("drive_tracking", drive_tracking, episodes=s.drive_episodes or s.episodes,
+                seed=s.seed)
         if can_plan(pipe) and world == "drive":
             add("planning_drive", drive_protocol, episodes=s.drive_episodes or s.episodes,
                 cfg=s.drive_cem, seed=s.seed)

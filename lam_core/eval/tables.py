@@ -147,6 +147,10 @@ def object_rows(pipes: dict, key) -> list[list]:
             moved = f"{m['background']:.2f}" if "background" in m else "—"
             out.append([name, f"reach effector: {row}", "—", "—", f"{m['final_px']:.2f}", moved,
                         "—"])
+        pose = _ok(pipes[name], "drive_tracking", {}).get("rows")
+        for row, m in (pose or {}).items():  # map px (one full forward step is 5 px)
+            out.append([name, f"drive pose (map px): {row}", "—", "—", f"{m['final_px']:.2f}",
+                        "—", "—"])
     return out
 
 
