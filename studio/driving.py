@@ -30,6 +30,8 @@ from lam_core.checkpoint import CheckpointError, read_training_record, record_so
 from lam_core.data.worlds import DriveWorld, ReachWorld
 from lam_core.eval.agents import track_effector
 from lam_core.eval.planning import can_plan
+from lam_core.eval.poses import pose_errors, track_poses
+from lam_core.video import resize_center_crop
 from studio import plots
 from studio.glossary import term
 from studio.handlers import bad_input, user_errors
@@ -66,12 +68,17 @@ class ControlState:
         actions: applied actions, ``(dx, dy)`` or ``(forward, turn)`` each.
         real: real-world frames after each action (the start frame first).
         model: decoded world-model frames, one per step (the decoded start first).
+        real_poses, model_poses: drive only, the camera's ``(x, y, heading)`` per step: the real
+            world's, and the one read back from each model frame
+            (:func:`lam_core.eval.poses.track_poses`, tracked once per new frame).
     """
 
     key: tuple[str, str, int]
     actions: list[tuple[float, float]] = field(default_factory=list)
     real: list[np.ndarray] = field(default_factory=list)
     model: list[np.ndarray] = field(default_factory=list)
+    real_poses: list[np.ndarray] = field(default_factory=list)
+    model_poses: list[np.ndarray] = field(default_factory=list)
 
 
 def controller_world(name: str | None) -> str | None:
@@ -214,6 +221,7 @@ def control_reset(
         if pipe.decoder is None:
             return None, None, None, note
         state.model = [_step_frames(pipe, _start_features(pipe, frame))[-1]]
+        _track_camera(state, world, seed)
         pair, strip = _render(state, world)
         return state, pair, strip, _status(state, world, note)
 
@@ -294,9 +302,31 @@ def control_step(
         context = _start_features(pipe, real[0])
         preds = pipe.rollout_with_actions(context, torch.tensor([actions], dtype=torch.float32))
         model = _step_frames(pipe, torch.cat([context, preds], dim=1))
-        state = dataclasses.replace(state, actions=actions, real=real, model=list(model))
+        state = dataclasses.replace(state, actions=actions, real=real, model=list(model),
+                                    model_poses=list(state.model_poses))
+        _track_camera(state, world, seed)
         pair, strip = _render(state, world)
         return state, pair, strip, _status(state, world)
+
+
+def _track_camera(state: ControlState, world: str, seed: float) -> None:
+    """Drive: the real poses of ``state``'s steps, and the camera read back from its model frames
+    not tracked yet (each from the previous one's pose; the first from the real start; frames of
+    a model at another size than the world's are resized to it first). Nothing for reach."""
+    if world != "drive":
+        return
+    w = _world(world, seed)
+    w.reset()
+    state.real_poses = [w.state]
+    for action in state.actions:
+        w.step(action)
+        state.real_poses.append(w.state)
+    done = len(state.model_poses)
+    start = state.model_poses[-1] if done else state.real_poses[0]
+    new = np.stack(state.model[done:])
+    if new.shape[1:3] != (w.size, w.size):
+        new = resize_center_crop(new, w.size, display=True)
+    state.model_poses += list(track_poses(w, new, start))
 
 
 def action_sliders(world: str) -> tuple[gr.Slider, gr.Slider]:
@@ -313,26 +343,34 @@ def arrow(world: str, button: str) -> tuple[float, float]:
 # ---------------------------------------------------------------------------------- tracking
 TRACK_HEADERS = {
     "reach": ["step", "action (dx, dy)", "real cross (x, y)", "model cross (x, y)", "error px"],
-    "drive": ["step", "action (forward, turn)", "frame error (0–255)"],
+    "drive": ["step", "action (forward, turn)", "real camera (x, y, heading)",
+              "model camera (x, y, heading)", "position error (map px)", "heading error (°)",
+              "frame error (0–255)"],
 }
 
 
-def tracking_errors(world: str, real: list | np.ndarray, model: list | np.ndarray) -> dict:
+def tracking_errors(world: str, real: list | np.ndarray, model: list | np.ndarray,
+                    real_poses=None, model_poses=None) -> dict:
     """Per step, how far the world model's rollout is from the real world's.
 
     Reach: the effector (the magenta cross) tracked with
     :func:`lam_core.eval.agents.track_effector` in both rollouts; the error is the distance
     between the two positions in pixels of the real world's frames (the model's are rescaled);
-    NaN where the cross was not found. Drive (an egocentric camera, nothing to track): the mean
-    absolute difference of the frames, in grey levels.
+    NaN where the cross was not found. Drive: the mean absolute difference of the frames
+    (``frame_errors``, grey levels) and, given the camera's poses (the real ones and those read
+    back from the model's frames, :class:`ControlState`), the position error in map pixels
+    (``errors``) and the heading error in degrees (``heading``); without poses ``errors`` is the
+    frame difference.
 
     Args:
         world: ``"reach"`` or ``"drive"``.
         real, model: ``(S, H, W, 3)`` uint8 frames, one per step (the start frame first).
+        real_poses, model_poses: drive, ``(S, 3)`` each, or None.
 
     Returns:
         ``{"world", "unit", "errors": (S,)}``, plus ``"real_xy"`` and ``"model_xy"`` ``(S, 2)`` for
-        reach.
+        reach; ``"frame_errors"`` and, with poses, ``"heading"``, ``"real_pose"`` and
+        ``"model_pose"`` for drive.
     """
     real, model = np.asarray(real), np.asarray(model)
     steps = min(len(real), len(model))
@@ -348,12 +386,21 @@ def tracking_errors(world: str, real: list | np.ndarray, model: list | np.ndarra
         rows = np.arange(real.shape[1]) * model.shape[1] // real.shape[1]
         cols = np.arange(real.shape[2]) * model.shape[2] // real.shape[2]
         model = model[:, rows][:, :, cols]
-    errors = np.abs(model.astype(np.float32) - real.astype(np.float32)).mean(axis=(1, 2, 3))
-    return {"world": world, "unit": "grey levels", "errors": errors}
+    frame = np.abs(model.astype(np.float32) - real.astype(np.float32)).mean(axis=(1, 2, 3))
+    if real_poses is None or model_poses is None or min(len(real_poses), len(model_poses)) < steps:
+        return {"world": world, "unit": "grey levels", "errors": frame, "frame_errors": frame}
+    real_pose, model_pose = np.asarray(real_poses)[:steps], np.asarray(model_poses)[:steps]
+    position, heading = pose_errors(model_pose, real_pose)
+    return {"world": world, "unit": "map px", "errors": position, "heading": heading,
+            "frame_errors": frame, "real_pose": real_pose, "model_pose": model_pose}
 
 
 def _xy(xy: np.ndarray) -> str:
     return "not found" if np.isnan(xy).any() else f"({xy[0]:.1f}, {xy[1]:.1f})"
+
+
+def _pose(pose: np.ndarray) -> str:
+    return f"({pose[0]:.1f}, {pose[1]:.1f}, {np.degrees(pose[2]):.0f}°)"
 
 
 def _number(x: float, unit: str = "") -> str:
@@ -374,7 +421,8 @@ def control_tracking(state: ControlState | None) -> tuple[gr.Dataframe, go.Figur
             "",
         )
     world = state.key[1]
-    t = tracking_errors(world, state.real, state.model)
+    t = tracking_errors(world, state.real, state.model, state.real_poses or None,
+                        state.model_poses or None)
     errors = t["errors"]
     actions = ["start", *(f"({a:+.2f}, {b:+.2f})" for a, b in state.actions)]
     if world == "reach":
@@ -392,8 +440,22 @@ def control_tracking(state: ControlState | None) -> tuple[gr.Dataframe, go.Figur
         lost = int(np.isnan(errors).sum())
         summary += f" (the cross was not found in {lost} frame(s))." if lost else "."
         y_title = "px"
+    elif "heading" in t:
+        rows = [
+            [k, actions[k], _pose(t["real_pose"][k]), _pose(t["model_pose"][k]),
+             _number(errors[k]), _number(t["heading"][k]), _number(t["frame_errors"][k])]
+            for k in range(len(errors))
+        ]
+        summary = (
+            f"{term('pose error')} after {len(errors) - 1} action(s): the world model's camera "
+            f"is **{_number(errors[-1], ' map px')}** and **{_number(t['heading'][-1], '°')}** "
+            f"from the real one now (a full forward step is 5 map px), "
+            f"{_number(errors.mean(), ' px')} on average over the steps."
+        )
+        y_title = "map px"
     else:
-        rows = [[k, actions[k], _number(errors[k])] for k in range(len(errors))]
+        rows = [[k, actions[k], "—", "—", "—", "—", _number(errors[k])]
+                for k in range(len(errors))]
         summary = (
             f"{term('frame error')} after {len(errors) - 1} action(s): "
             f"**{_number(errors[-1])}** grey levels now, {_number(errors.mean())} on average."

@@ -61,6 +61,13 @@ GLOSSARY: dict[str, tuple[str, str]] = {  # name → (plain meaning, formula)
         "‖track(model frame) − track(real frame)‖₂ per step, track = the weighted centroid of "
         "the magenta pixels (lam_core.eval.agents.track_effector)",
     ),
+    "pose error": (
+        "how far the world model's camera is from the real one after the same actions: its "
+        "position in map pixels (a full forward step is 5 px) and its heading in degrees",
+        "the pose whose view of the map best matches each model frame "
+        "(lam_core.eval.poses.track_poses) against the real pose: ‖xy_model − xy_real‖₂ and "
+        "|θ_model − θ_real|",
+    ),
     "frame error": (
         "how different the world model's view is from the real one after the same actions "
         "(0 = identical; 255 = opposite colours)",

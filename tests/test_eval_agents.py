@@ -79,5 +79,5 @@ def test_drive_tracking_rows_calibrate_and_the_copy_control_stays():
     # (the test above)
     copy = result.rows["copy"]["final_mean_px"]
     assert copy > 1.0  # the real camera moved, the copy did not
-    assert result.rows["truth"]["final_mean_px"] < 0.25 * copy  # the real camera moved, the copy did not
+    assert result.rows["truth"]["final_mean_px"] < 0.25 * copy
     assert "ATE" in format_tracking(result) and "| truth |" in format_tracking(result)

@@ -149,7 +149,24 @@ def test_tracking_table_follows_the_rollout(shelf):
     assert (
         table.value["headers"] == control.TRACK_HEADERS["drive"] and len(table.value["data"]) == 2
     )
-    assert "grey levels" in summary
+    assert len(state.model_poses) == 2 and "map px" in summary  # the camera is read back
+    first = state.model_poses[0]
+    state, *_ = control.control_step(state, drive, "drive", 0, 0.0, 1.0)
+    assert len(state.model_poses) == 3 and state.model_poses[0] is first  # one more tracked
+    assert np.allclose(state.real_poses[0], DriveWorld(0).state)
+
+
+def test_drive_tracking_reads_the_camera_back_from_the_frames():
+    world = DriveWorld(1)
+    frames, poses = [world.reset()], [world.state]
+    for action in ((1.0, 0.0), (0.5, 1.0)):
+        frames.append(world.step(action))
+        poses.append(world.state)
+    real = np.stack(frames)
+    t = control.tracking_errors("drive", real, real, poses, poses)
+    assert t["unit"] == "map px" and np.allclose(t["errors"], 0) and np.allclose(t["heading"], 0)
+    held = control.tracking_errors("drive", real, real[[0, 0, 0]], poses, [poses[0]] * 3)
+    assert np.isclose(held["errors"][1], 5.0, atol=1e-3)  # one full forward step: 5 map px
 
 
 # ---------------------------------------------------------------------------------- planning
