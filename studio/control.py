@@ -40,6 +40,7 @@ from studio import plots
 from studio.driving import (
     ACTION_LABELS,
     ARROWS,
+    CONTROL_NAME,
     DEFAULT_WORLD,
     HELP,
     MAX_STEPS,
@@ -74,6 +75,7 @@ from studio.models import PIPELINES, PipelineCache
 __all__ = [
     "ACTION_LABELS",
     "ARROWS",
+    "CONTROL_NAME",
     "DEFAULT_SOLVER",
     "DEFAULT_WORLD",
     "HELP",

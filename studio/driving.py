@@ -39,6 +39,10 @@ from studio.media import Panel, filmstrip, side_by_side
 from studio.models import PIPELINES, has_controller, pipeline_components
 
 WORLDS = {"reach": ReachWorld, "drive": DriveWorld}
+# the shipped controller the tab opens on: the reach controller of the grid flagship, whose world
+# model moves the cross (8.5 px from the real one after 8 actions against 11.4 px for the one-latent
+# flagship's, which holds it still; docs/RESULTS.md)
+CONTROL_NAME = "controller-reach-grid"
 MAX_STEPS = 24
 ARROWS = {  # world → button → action
     "reach": {"↑": (0.0, -1.0), "↓": (0.0, 1.0), "←": (-1.0, 0.0), "→": (1.0, 0.0)},
@@ -129,14 +133,18 @@ def world_checkpoint(world: str, checkpoint: str | None, choices: list[str]) -> 
 
 def control_checkpoint(choices: list[str], preferred: str | None = None) -> str | None:
     """The checkpoint the Control tab opens on: ``preferred`` (``--checkpoint``) when its config
-    names a controller, else the first of ``choices`` that does (one trained in
-    :data:`DEFAULT_WORLD` first, then one whose world is unknown, then the others); None when
-    none has a controller."""
+    names a controller, else the shipped :data:`CONTROL_NAME` when it is among ``choices``, else
+    the first of ``choices`` with a controller (one trained in :data:`DEFAULT_WORLD` first, then
+    one whose world is unknown, then the others); None when none has a controller."""
     if preferred and has_controller(preferred):
         return preferred
     rank = {DEFAULT_WORLD: 0, None: 1}
     driven = [c for c in choices if has_controller(c)]
-    return min(driven, key=lambda c: rank.get(controller_world(c), 2), default=None)
+
+    def order(c: str) -> tuple[int, bool]:
+        return rank.get(controller_world(c), 2), Path(c).name != CONTROL_NAME
+
+    return min(driven, key=order, default=None)
 
 
 def start_world(checkpoint: str | None) -> str:

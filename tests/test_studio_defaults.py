@@ -108,6 +108,10 @@ def test_control_tab_opens_on_a_checkpoint_that_has_a_controller(saved, tmp_path
     assert control.start_world(str(root / "aa")) == "drive"
     assert control.control_switch(str(root / "aa"), "reach", 0)[0] == "drive"
 
+    # the shipped grid controller first among those of the default world
+    shelf(root, saved, controller_reach_grid="driven")
+    assert name(control.control_checkpoint(scan_checkpoints(root))) == control.CONTROL_NAME
+
 
 def test_control_tab_says_so_when_no_checkpoint_has_a_controller(saved, tmp_path):
     root = shelf(tmp_path, saved, a="plain", b="no-decoder")
