@@ -134,6 +134,11 @@ class LAMConfig:
             ``c`` its change ``|s_t+1 − s_t|`` relative to the clip's mean change (0: plain L1).
             Movers are a few percent of the pixels; this keeps copying the last frame from
             being nearly optimal.
+        change_from: whose change ``c`` is: ``"target"`` (the true next step's) or ``"both"``
+            (the larger of the target's and the prediction's, without gradient: a prediction
+            that moves what stays still is weighed as a missed move is; measured on the
+            action-conditioned reach model, where the target's alone rewards sliding the whole
+            scene with the agent).
         rollout_weight: beyond teacher forcing, the world model also predicts every step from
             its own previous prediction (a two-step unroll, as V-JEPA 2-AC's rollout loss), and
             that L1 is added with this weight (0: off; the world model then never sees its
@@ -174,6 +179,7 @@ class LAMConfig:
     idm_input: str = "pair"
     condition_add: bool = False
     change_weight: float = 0.0
+    change_from: str = "target"
     rollout_weight: float = 0.0
     latent_grid: int = 1
     cell_modulation: bool = False

@@ -4,6 +4,8 @@ the change-weighted loss and the noisy regularizer's offset and free bits."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -130,6 +132,24 @@ def test_change_weighted_l1_is_plain_l1_without_change_and_favours_movers():
     err_elsewhere = moving[:, 1:].clone()
     err_elsewhere[:, :, 5] += 0.1
     assert prediction_l1(err_on_mover, moving, 3.0) > prediction_l1(err_elsewhere, moving, 3.0)
+
+
+def test_change_from_both_weighs_what_the_prediction_moves_as_a_missed_move():
+    still = torch.rand(1, 1, 16, 8).expand(2, 4, 16, 8)
+    moving = still.clone()
+    moving[:, 1:, 0] += 0.5  # the agent: token 0 changes, the scene stays
+    right = moving[:, 1:].clone()
+    assert prediction_l1(right, moving, 2.0, change_from="both") == 0  # exact: no error
+    slid = right.clone()
+    slid[:, :, 1:] += 0.05  # the agent in place, the whole scene a little off
+    target_only = prediction_l1(slid, moving, 2.0)
+    both = prediction_l1(slid, moving, 2.0, change_from="both")
+    assert both > target_only  # the scene it moved now weighs as the agent does
+    copy = moving[:, :-1].clone()  # copying: its error is on the agent, the prediction moves none
+    assert torch.allclose(prediction_l1(copy, moving, 2.0, change_from="both"),
+                          prediction_l1(copy, moving, 2.0))
+    with pytest.raises(ValueError, match=r"lam\.change_from"):
+        LatentActionModel.check(dataclasses.replace(get_preset("tiny").lam, change_from="pred"))
 
 
 def test_noisy_logvar_offset_and_free_bits():

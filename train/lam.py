@@ -76,7 +76,7 @@ def regularizer_schedule(run) -> Callable[[int], float]:
 
 
 # LAM settings that weigh the loss only: a warm start may change them (the weights mean the same)
-LOSS_ONLY = {"change_weight", "rollout_weight", "flow_l1", "regularizer.beta",
+LOSS_ONLY = {"change_weight", "change_from", "rollout_weight", "flow_l1", "regularizer.beta",
              "regularizer.free_bits", "regularizer.lambda_l1", "regularizer.lambda_l2",
              "regularizer.lambda_v", "regularizer.lambda_c", "regularizer.lambda_m",
              "regularizer.commitment", "regularizer.reset_every"}

@@ -43,18 +43,27 @@ class LAMOutput:
     auxiliary_loss: torch.Tensor | None = None
 
 
+CHANGE_FROM = ("target", "both")  # lam.change_from: whose change weighs a token
+
+
 def prediction_l1(pred: torch.Tensor, features: torch.Tensor, change_weight: float = 0.0,
-                  skip: int = 0):
+                  skip: int = 0, change_from: str = "target"):
     """L1 of ``pred`` ``(B, T'-1, N, D)`` against ``features[:, 1:]``; with ``change_weight`` > 0,
     each token is weighted by ``1 + change_weight · c`` where ``c`` is its change
     ``|s_t+1 − s_t|`` over the clip's mean change, normalised so the weights average to 1 (movers
     are a few percent of the pixels: plain L1 makes copying the last frame nearly optimal).
-    ``skip``: leave out the first steps (their predictions are not scored)."""
+    ``change_from="both"``: ``c`` is the larger of the target's change and the prediction's
+    ``|ŝ_t+1 − s_t|`` (without gradient), so a token the prediction changes where the target
+    stays still weighs as much as a missed move (moving the whole frame with a small agent is no
+    longer the cheap way to place the agent). ``skip``: leave out the first steps (their
+    predictions are not scored)."""
     pred, target, last = pred[:, skip:], features[:, 1 + skip:], features[:, skip:-1]
     error = (pred.float() - target.float()).abs().mean(-1)  # B, T'-1, N
     if change_weight <= 0:
         return error.mean()
     change = (target - last).float().abs().mean(-1)  # B, T'-1, N
+    if change_from == "both":
+        change = torch.maximum(change, (pred.detach().float() - last.float()).abs().mean(-1))
     change = change / change.mean(dim=(1, 2), keepdim=True).clamp(min=1e-6)
     weight = 1 + change_weight * change
     return (error * weight).sum() / weight.sum()
@@ -97,6 +106,9 @@ class LatentActionModel(nn.Module):
             raise ValueError(f"lam.kind: must be one of {', '.join(KINDS)}, not {cfg.kind!r}")
         if cfg.change_weight < 0:
             raise ValueError(f"lam.change_weight: must be ≥ 0, not {cfg.change_weight}")
+        if cfg.change_from not in CHANGE_FROM:
+            raise ValueError(f"lam.change_from: must be one of {', '.join(CHANGE_FROM)}, not "
+                             f"{cfg.change_from!r}")
         if cfg.rollout_weight < 0:
             raise ValueError(f"lam.rollout_weight: must be ≥ 0, not {cfg.rollout_weight}")
         InverseDynamics.check(cfg.grid, cfg.idm_token_merge, cfg.idm_input, cfg.latent_grid,
@@ -151,7 +163,8 @@ class LatentActionModel(nn.Module):
         cfg = self.cfg
         cond, reg = self.conditions(features, actions)
         pred, extras = self.world_model.predict(features[:, :-1], cond)
-        pred_loss = prediction_l1(pred, features, cfg.change_weight)
+        pred_loss = prediction_l1(pred, features, cfg.change_weight,
+                                  change_from=cfg.change_from)
         reg_loss = reg.loss if reg is not None else pred_loss.new_zeros(())
         stats = {k: v for k, v in reg.stats.items() if v.ndim == 0} if reg is not None else {}
         aux, head_stats = self.world_model.head.loss_terms(extras, cfg)
@@ -159,7 +172,7 @@ class LatentActionModel(nn.Module):
         if cfg.rollout_weight > 0 and pred.shape[1] > 1:  # step t+1 from ŝ_t (t ≥ 1)
             own = torch.cat([features[:, :1], pred[:, :-1].to(features.dtype)], dim=1)
             rolled = prediction_l1(self.world_model.predict(own, cond)[0], features,
-                                   cfg.change_weight, skip=1)
+                                   cfg.change_weight, skip=1, change_from=cfg.change_from)
             stats["rollout_loss"] = rolled.detach()
             aux = cfg.rollout_weight * rolled + (0 if aux is None else aux)
         loss = pred_loss + reg_loss if aux is None else pred_loss + reg_loss + aux
