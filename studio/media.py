@@ -277,7 +277,9 @@ def _fit_into(dest: np.ndarray, frames: np.ndarray) -> None:
     """Write :func:`fit` of ``frames`` into ``dest`` ``(T, side, side, 3)``; a whole-number
     zoom is one broadcast copy, other sizes go through :func:`fit`."""
     side, (h, w) = dest.shape[1], frames.shape[1:3]
-    if h == w and side % h == 0:  # repeat along rows, then copy each row k times (memcpy-sized)
+    if (h, w) == (side, side):
+        dest[...] = frames
+    elif h == w and side % h == 0:  # repeat along rows, then copy each row k times (memcpy-sized)
         k = side // h
         rows = np.repeat(frames, k, axis=2)  # T, h, side, 3
         dest.reshape(len(frames), h, k, side, 3)[...] = rows[:, :, None]

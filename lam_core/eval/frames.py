@@ -71,8 +71,12 @@ def change_frames(a: np.ndarray, b: np.ndarray, gain: float = 4.0) -> np.ndarray
     the same shape differ, amplified (a transfer's effect is often a few grey levels)."""
     if a.shape != b.shape:
         raise ValueError(f"cannot compare videos of shapes {a.shape} and {b.shape}")
-    diff = np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(-1)
-    heat = np.clip(diff * gain, 0, 255).astype(np.uint8)
+    if a.dtype == b.dtype == np.uint8:  # |a − b| in uint8, summed in uint16: no float copies
+        total = (np.maximum(a, b) - np.minimum(a, b)).sum(-1, dtype=np.uint16)
+        heat = np.minimum(total * np.float32(gain / 3), 255).astype(np.uint8)
+    else:
+        diff = np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(-1)
+        heat = np.clip(diff * gain, 0, 255).astype(np.uint8)
     return np.repeat(heat[..., None], 3, axis=-1)
 
 
