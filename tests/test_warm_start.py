@@ -135,3 +135,33 @@ def test_an_action_conditioned_model_takes_a_latent_models_world_model(tmp_path,
                                          "data.source=world", "data.mixture=null",
                                          "lam.flow_grid=4"])
         lam.warm_start(LatentActionModel(other.lam), str(first))
+
+
+def test_a_deterministic_model_starts_as_the_latent_model_at_a_zero_latent(tmp_path, capsys):
+    """``kind: deterministic`` warm-started from a latent grid model: its world model is the
+    latent one's, its one condition the latent model's embedding of a zero latent, so it predicts
+    what the latent model predicts with z = 0."""
+    from lam_core.models import LatentActionModel
+
+    first = run(tmp_path / "a", "train.steps=1", "lam.latent_grid=4", "lam.cell_modulation=true",
+                "lam.condition_add=true")
+    pipe = LatentActionPipeline.from_pretrained(first)
+    torch.manual_seed(0)
+    with torch.no_grad():  # every path carries signal (AdaLN-zero layers included)
+        for param in pipe.lam.world_model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    pipe.save_pretrained(tmp_path / "noisy")
+    job = load_job_config(CONFIG, [f"train.output_dir={tmp_path / 'b'}", "lam.kind=deterministic",
+                                   "lam.latent_grid=1", "lam.cell_modulation=false",
+                                   "lam.condition_add=true"])
+    model = LatentActionModel(job.lam).eval()
+    lam.warm_start(model, str(tmp_path / "noisy"))
+    assert "a deterministic model takes the latent model's world model" in capsys.readouterr().out
+    latent = pipe.lam.eval()
+    features = torch.randn(2, 3, latent.cfg.grid**2, latent.cfg.feature_dim)
+    with torch.no_grad():
+        expected = latent.world_model(features[:, :-1], torch.zeros(2, 2, latent.cfg.latent_dim))
+        got = model.world_model(features[:, :-1])
+        other = latent.world_model(features[:, :-1], torch.ones(2, 2, latent.cfg.latent_dim))
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert not torch.allclose(got, other, atol=1e-3)  # the condition matters: not a trivial match

@@ -22,6 +22,7 @@ import torch
 from lam_core.checkpoint import (
     WEIGHTS_NAME,
     build_component,
+    load_component,
     load_state_checked,
     read_component_config,
     read_training_record,
@@ -95,6 +96,10 @@ ADDED = {"global_latent": ("idm.global_head.", "world_model.global_embed.")}
 LATENT_SIDE = ("kind", "action_dim", "latent_grid", "cell_modulation", "idm_radius",
                "global_latent", "idm.", "idm_token_merge", "idm_input", "regularizer.")
 FRESH_IN_ACTION = ("world_model.cond_embed.0.",)
+# a deterministic model warm-started from a latent one: the world model but for the condition
+# embedding, whose place the deterministic model's one condition takes (set to the latent
+# model's embedding of a zero latent: the warm start predicts what the latent model does at z = 0)
+FRESH_IN_DETERMINISTIC = ("world_model.null_cond",)
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -111,6 +116,16 @@ def init_record(folder: str) -> dict:
     if path is None:
         raise ConfigError(f"--init-from {folder}: no such folder")
     return read_training_record(component_folder(path, "lam"))
+
+
+@torch.no_grad()
+def _zero_latent_condition(lam: LatentActionModel, comp: Path) -> None:
+    """Set a deterministic ``lam``'s condition to the embedding of a zero latent by the latent
+    model in ``comp`` (with a latent grid every cell then embeds the same, so their mean, the
+    step's condition, and each cell's agree)."""
+    latent = load_component(comp, "lam")
+    c, _ = latent.world_model.embed_conditions(torch.zeros(1, 1, latent.cfg.latent_dim), 1, 1)
+    lam.world_model.null_cond.copy_(c.reshape(-1))
 
 
 def warm_start(lam: LatentActionModel, folder: str, log=print) -> dict:
@@ -130,7 +145,7 @@ def warm_start(lam: LatentActionModel, folder: str, log=print) -> dict:
     theirs = _flat(config_to_dict(read_component_config(comp, "lam")))
     ours = _flat(config_to_dict(lam.cfg))
     diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-    transplant = ours["kind"] == "action" and theirs.get("kind") == "latent"
+    transplant = ours["kind"] in ("action", "deterministic") and theirs.get("kind") == "latent"
     if transplant:  # the world model alone
         diff = [k for k in diff if not k.startswith(LATENT_SIDE)]
     added = [k for k in diff if k in ADDED and not theirs.get(k) and ours.get(k)]
@@ -142,6 +157,13 @@ def warm_start(lam: LatentActionModel, folder: str, log=print) -> dict:
         why = ("weighs the loss only" if k in LOSS_ONLY else "new modules, starting neutral"
                if k in added else "the same weights, read anew")
         log(f"warm start: lam.{k} {theirs.get(k)!r} → {ours.get(k)!r} ({why})")
+    if transplant and ours["kind"] == "deterministic":
+        log("warm start: a deterministic model takes the latent model's world model; its one "
+            "condition is the latent model's embedding of a zero latent")
+        load_state_checked(lam, comp / WEIGHTS_NAME, FRESH_IN_DETERMINISTIC, keep="world_model.",
+                           skip=("world_model.cond_embed.",) + ADDED["global_latent"])
+        _zero_latent_condition(lam, comp)
+        return read_training_record(comp)
     if transplant:
         log("warm start: an action-conditioned model takes the latent model's world model; "
             "its action embedding's first layer starts fresh")
