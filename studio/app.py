@@ -108,7 +108,7 @@ def build_app(checkpoint: str | None = None) -> gr.Blocks:
             with gr.Tab("Compare", id="compare"):
                 tabs_compare.compare_tab(choices)
             with gr.Tab("Leakage", id="leakage"):
-                tabs.leakage_tab(chosen)
+                tabs.leakage_tab(chosen, choices)
             with gr.Tab("Latent space", id="latent"):
                 tabs.latent_tab(chosen, choices)
             with gr.Tab("Control", id="control"):

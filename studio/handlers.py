@@ -377,6 +377,7 @@ def leakage(
     clip_b: str | None,
     checkpoint: str | None,
     cut: float = 0,
+    baseline: str | None = None,
     progress: Progress | None = PROGRESS,
 ) -> tuple[str, go.Figure, str, dict]:
     """Future leakage (paper Table 1): A's end replaced by B's from step ``cut`` on.
@@ -385,10 +386,14 @@ def leakage(
         clip_a, clip_b: video files.
         checkpoint: pipeline folder or hub id.
         cut: first step taken from B (0 = the middle).
+        baseline: another checkpoint measured on the same clips and cut (the paper sets the
+            latent models against a deterministic one: without a latent nothing can leak);
+            None or "" for none.
 
     Returns:
         ``(video, figure, summary, numbers)``: the stitched clip, one-step errors with and
-        without the cut, a Markdown sentence with the ratio, and the numbers.
+        without the cut (and the baseline's), a Markdown sentence with the ratio(s), and the
+        numbers (the baseline's under ``"baseline"``).
     """
     with user_errors("leakage"):
         pipe = PIPELINES.get(checkpoint)
@@ -396,6 +401,12 @@ def leakage(
         report = as_callback(progress)
         report(0.1, "encoding both clips and the stitched one")
         result = pipe.leakage(a, b, cut=int(cut) if cut and int(cut) > 0 else None)
+        base = None
+        if baseline and baseline != checkpoint:
+            report(0.5, f"the baseline: {Path(baseline).name}")
+            other = PIPELINES.get(baseline)
+            a2, b2, _ = load_pair(other, clip_a, clip_b, ("clip A", "clip B"))
+            base = other.leakage(a2, b2, cut=result.cut)
         report(0.9, "drawing")
         cut_frame = result.cut * pipe.tubelet
         stitched = result.stitched.frames
@@ -406,18 +417,20 @@ def leakage(
         marks = np.arange(len(frames)) >= cut_frame
         frames[marks, :3] = (245, 170, 60)  # an orange line on top once B has taken over
         video = save_video(frames, pipe.fps, "leakage")
+        curves = {"no cut (A)": result.errors, "with cut (A then B)": result.errors_cut}
+        if base is not None:
+            curves |= {"baseline, no cut": base.errors, "baseline, with cut": base.errors_cut}
         fig = plots.step_errors_figure(
-            {"no cut (A)": result.errors, "with cut (A then B)": result.errors_cut},
+            curves,
             "one-step error per transition (teacher forcing, IDM latents)",
             first_step=1,
             cut=result.cut,
         )
         numbers = {
             "checkpoint": checkpoint,
-            "cut": result.cut,
-            "ratio": finite(result.ratio),
-            "errors": np.asarray(result.errors, float).round(6).tolist(),
-            "errors_cut": np.asarray(result.errors_cut, float).round(6).tolist(),
+            **_leakage_numbers(result),
+            "baseline": None if base is None else {"checkpoint": baseline,
+                                                   **_leakage_numbers(base)},
             "notes": notes,
         }
         summary = (
@@ -426,9 +439,22 @@ def leakage(
             f"A. A ratio well above 1 means the latent action cannot carry the whole next frame "
             f"(little future leakage); the paper reports ×2.0–×2.5 (Table 1)."
         )
+        if base is not None:
+            summary += (
+                f"\n\nThe baseline **{Path(baseline).name}** ({other.lam.cfg.kind}) on the "
+                f"same cut: **×{base.ratio:.2f}**. A latent model whose ratio stays near its "
+                f"deterministic baseline's predicts the cut no better than a model that sees no "
+                f"latent: what its latent carries is the action, not the next frame."
+            )
         if notes:
             summary += "\n\n" + result_notes(numbers)
         return video, fig, summary, numbers
+
+
+def _leakage_numbers(result) -> dict:
+    return {"cut": result.cut, "ratio": finite(result.ratio),
+            "errors": np.asarray(result.errors, float).round(6).tolist(),
+            "errors_cut": np.asarray(result.errors_cut, float).round(6).tolist()}
 
 
 # ---------------------------------------------------------------------------------- examples

@@ -73,6 +73,17 @@ def is_latent_with_decoder(name: str | Path | None) -> bool:
     return "decoder" in comps and component_config(comps.get("lam")).get("kind") == "latent"
 
 
+def is_deterministic(name: str | Path | None) -> bool:
+    """Whether the pipeline folder holds a deterministic world model (no latent: the leakage
+    baseline, paper Table 1)."""
+    return component_config(pipeline_components(name).get("lam")).get("kind") == "deterministic"
+
+
+def default_baseline(choices: list[str]) -> str | None:
+    """The Leakage tab's first baseline: the first deterministic model among ``choices``."""
+    return next((c for c in choices if is_deterministic(c)), None)
+
+
 def scan_pipeline_folders(root: str | Path = CHECKPOINTS_DIR, max_depth: int = 3) -> list[Path]:
     """Pipeline folders under ``root``, sorted (a pipeline's component folders are not
     searched)."""

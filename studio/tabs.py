@@ -170,8 +170,9 @@ def transfer_tab(checkpoint: gr.Dropdown) -> None:
                  api_name="cycle_model_video")
 
 
-def leakage_tab(checkpoint: gr.Dropdown) -> None:
-    """Leakage: two clips and a cut → stitched video, error curves with and without the cut."""
+def leakage_tab(checkpoint: gr.Dropdown, choices: list[str]) -> None:
+    """Leakage: two clips and a cut → stitched video, error curves with and without the cut, and
+    the same for a baseline (the shipped deterministic model when there is one)."""
     gr.Markdown(
         "Stitch the end of clip **B** onto clip **A** at a cut step. If the latent action "
         "could carry the whole next frame (future leakage), the world model would predict "
@@ -182,6 +183,11 @@ def leakage_tab(checkpoint: gr.Dropdown) -> None:
     a, b, settings = pair_inputs("leakage", ("clip A", "clip B"))
     with settings:
         cut = gr.Slider(0, 31, value=0, step=1, label="cut step", info="0 = the middle step")
+        baseline = gr.Dropdown(
+            ["", *choices], value=models.default_baseline(choices) or "", allow_custom_value=True,
+            label="baseline (same clips and cut)", elem_id="leakage-baseline",
+            info="a deterministic model sees no latent, so nothing can leak through it",
+        )
         run = gr.Button("Measure leakage", variant="primary", elem_id="leakage-run", size="lg")
     with gr.Row():
         video = captioned_video("stitched | A", 300, scale=2)
@@ -193,7 +199,7 @@ def leakage_tab(checkpoint: gr.Dropdown) -> None:
         numbers = gr.JSON(label="leakage")
     run.click(
         handlers.leakage,
-        [a, b, checkpoint, cut],
+        [a, b, checkpoint, cut, baseline],
         [video, plot, summary, numbers],
         api_name="leakage",
         concurrency_id=MODEL,

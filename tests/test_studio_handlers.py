@@ -125,6 +125,24 @@ def test_cycle_and_leakage(ckpt, clips):
     assert read_video(video).num_frames == 16 and "×" in summary and len(fig.data) == 2
 
 
+def test_leakage_sets_the_model_against_its_deterministic_baseline(ckpt, clips, tmp_path):
+    from studio.models import default_baseline, is_deterministic
+
+    baseline = tmp_path / "deterministic"
+    tiny_pipeline(kind="deterministic").save_pretrained(baseline)
+    assert is_deterministic(baseline) and not is_deterministic(ckpt)
+    assert default_baseline([ckpt, str(baseline)]) == str(baseline)
+    assert default_baseline([ckpt]) is None
+    _, fig, summary, numbers = handlers.leakage(*clips, ckpt, cut=3, baseline=str(baseline),
+                                                progress=None)
+    base = numbers["baseline"]
+    assert base["checkpoint"] == str(baseline) and base["cut"] == 3  # the same cut
+    assert np.isfinite(base["ratio"]) and len(base["errors"]) == len(numbers["errors"])
+    assert len(fig.data) == 4 and "deterministic" in summary
+    alone = handlers.leakage(*clips, ckpt, cut=3, baseline="", progress=None)[3]
+    assert alone["baseline"] is None and alone["ratio"] == numbers["ratio"]
+
+
 def test_uploads_are_capped(ckpt, tmp_path):
     long = moving_square(tmp_path / "long.mp4", frames=100, fps=8.0)  # 12.5 s
     processor = ClipProcessor(fps=4.0, image_size=32, tubelet=2)
