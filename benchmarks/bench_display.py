@@ -2,8 +2,9 @@
 of the target's detail the displayed transfer keeps, and what rendering it costs.
 
 Pair: ``apple.mp4`` → ``bear.mp4`` of ``/work/shared/videos`` (or ``$LAM_BENCH_VIDEOS``; the
-rows are skipped without them), ``assets/checkpoints/pixel-noisy``, both read as the studio reads
-them (``studio.media.read_upload`` with display frames, long side ≤ 512). Detail is the
+rows are skipped without them), through each shipped flagship (``assets/checkpoints/pixel-noisy``
+and ``pixel-grid``), both read as the studio reads them (``studio.media.read_upload`` with
+display frames, long side ≤ 512). Detail is the
 high-frequency energy of a frame: the variance of the Laplacian of its grey image, averaged over
 the predicted frames, as a share of the same for the target's real display frames at the same
 times and resolution. Two ways to show the prediction at the display size: (i) the composed flow
@@ -22,7 +23,7 @@ import torch
 from harness import Context, Row, timeit
 
 REPO = Path(__file__).resolve().parent.parent
-CHECKPOINT = "assets/checkpoints/pixel-noisy"
+CHECKPOINTS = ("assets/checkpoints/pixel-noisy", "assets/checkpoints/pixel-grid")
 REAL = Path(os.environ.get("LAM_BENCH_VIDEOS", "/work/shared/videos"))
 PAIR = ("apple.mp4", "bear.mp4")  # 1296×720 → 854×480: display 512 and 480
 
@@ -72,12 +73,21 @@ def run(ctx: Context) -> list[Row]:
     if not all((REAL / name).is_file() for name in PAIR):
         print(f"bench_display: skipped, {REAL} lacks {PAIR}")
         return []
+    rows = []
+    for checkpoint in CHECKPOINTS:
+        if (REPO / checkpoint).is_dir():
+            rows += _rows(ctx, checkpoint)
+    return rows
+
+
+def _rows(ctx: Context, checkpoint: str) -> list[Row]:
     torch.set_num_threads(1)
-    m = measure(*(REAL / name for name in PAIR), REPO / CHECKPOINT)
+    m = measure(*(REAL / name for name in PAIR), REPO / checkpoint)
     repeat = 2 if ctx.quick else 3
     rendered, plain = timeit(m.pop("render"), repeat=repeat), timeit(m.pop("plain"), repeat=repeat)
     torch.set_num_threads(ctx.threads)
-    label = f"{PAIR[0]} → {PAIR[1]}, display {m['display'][0]}×{m['display'][1]}"
+    size = "×".join(str(n) for n in m["display"])
+    label = f"{Path(checkpoint).name}, {PAIR[0]} → {PAIR[1]}, display {size}"
     note = f"{m['predicted_frames']} predicted frames; rendering: {m['rendering']}"
     return [
         Row(name=f"display detail kept, flow rendering, {label}",
