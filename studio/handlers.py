@@ -442,7 +442,7 @@ def leakage(
         if base is not None:
             summary += (
                 f"\n\nThe baseline **{Path(baseline).name}** ({other.lam.cfg.kind}) on the "
-                f"same cut: **×{base.ratio:.2f}**. A latent model whose ratio stays near its "
+                f"same cut: **×{base.ratio:.2f}**. A latent model whose ratio is near or above its "
                 f"deterministic baseline's predicts the cut no better than a model that sees no "
                 f"latent: what its latent carries is the action, not the next frame."
             )

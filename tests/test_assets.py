@@ -8,7 +8,7 @@ import pytest
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 MANIFEST = ASSETS / "manifest.json"
-BUDGET_BYTES = 40_000_000
+BUDGET_BYTES = 48_000_000  # the shipped models and clips (every byte stays in the history)
 
 
 def _manifest() -> dict:

@@ -24,9 +24,19 @@ GRID_COMMAND = ("python train/lam.py --config train/configs/pixel_lam_cells.yaml
                 "train/controller.py on it; train/export.py in fp16")
 
 
+# the deterministic baseline, from the grid flagship's world model (docs/RESULTS.md)
+DETERMINISTIC_COMMAND = ("python train/lam.py --config train/configs/pixel_lam_cells.yaml "
+                         "--init-from assets/checkpoints/pixel-grid lam.kind=deterministic "
+                         "lam.latent_grid=1 lam.cell_modulation=false train.steps=600; "
+                         "train/export.py in fp16")
+
+
 def command(rel: Path) -> str:
     """How the shipped file ``rel`` (relative to assets/) was made."""
-    if rel.parts[0] == "checkpoints" and len(rel.parts) > 1 and rel.parts[1].endswith("-grid"):
+    folder = rel.parts[1] if rel.parts[0] == "checkpoints" and len(rel.parts) > 1 else ""
+    if folder == "deterministic-grid":
+        return DETERMINISTIC_COMMAND
+    if folder.endswith("-grid"):
         return GRID_COMMAND
     return COMMANDS.get(rel.parts[0], "")
 
