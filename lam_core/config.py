@@ -123,6 +123,10 @@ class LAMConfig:
         patch_size: pixels per token side (flow head; derived from the patch encoder).
         flow_grid: flow vectors per image side (flow head); each merged token predicts
             ``(flow_grid / merged grid)²`` of them, upsampled bilinearly to every pixel.
+        flow_upsample: how the flow reaches every pixel: ``"bilinear"``, or ``"convex"`` (as
+            RAFT: each pixel's flow is a learned convex combination of its cell's 3 × 3
+            neighbouring vectors, so an object's edge can be sharp; it starts as bilinear, and
+            a warm start may switch it on).
         flow_l1: weight of the mean flow magnitude (pixels) in the loss (flow head): where the
             pixels do not say how content moved (flat regions) the flow stays at zero.
         idm_input: ``"pair"`` (a transformer over the tokens of both steps) or ``"difference"``
@@ -175,6 +179,7 @@ class LAMConfig:
     head: str = "features"
     patch_size: int = 0
     flow_grid: int = 16
+    flow_upsample: str = "bilinear"
     flow_l1: float = 0.0
     idm_input: str = "pair"
     condition_add: bool = False

@@ -87,8 +87,11 @@ LOSS_ONLY = {"change_weight", "change_from", "rollout_weight", "flow_l1", "regul
 # version of the frame's latent)
 REINTERPRETED = {"latent_grid", "cell_modulation", "idm_radius"}
 # LAM settings a warm start may switch on: they add modules, which start so that the model is
-# the warm start's (the global latent's embedding is zero; its IDM head a copy of the cells')
-ADDED = {"global_latent": ("idm.global_head.", "world_model.global_embed.")}
+# the warm start's (the global latent's embedding is zero, its IDM head a copy of the cells';
+# convex upsampling's mask starts as bilinear upsampling)
+ADDED = {"global_latent": ("idm.global_head.", "world_model.global_embed."),
+         "flow_upsample": ("world_model.head.mask.",)}
+OFF = {"global_latent": False, "flow_upsample": "bilinear"}  # each ADDED setting's "not there"
 # what an action-conditioned model warm-started from a latent one does not take: the latent's
 # machinery (IDM, regularizer, grid) and the condition embedding's first layer (latent → action
 # width); the rest of the world model is the latent model's, so the baseline differs from the
@@ -148,7 +151,7 @@ def warm_start(lam: LatentActionModel, folder: str, log=print) -> dict:
     transplant = ours["kind"] in ("action", "deterministic") and theirs.get("kind") == "latent"
     if transplant:  # the world model alone
         diff = [k for k in diff if not k.startswith(LATENT_SIDE)]
-    added = [k for k in diff if k in ADDED and not theirs.get(k) and ours.get(k)]
+    added = [k for k in diff if k in ADDED and theirs.get(k, OFF[k]) == OFF[k] != ours.get(k)]
     shaping = [k for k in diff if k not in LOSS_ONLY | REINTERPRETED | set(added)]
     if shaping:
         raise ConfigError(f"--init-from {comp}: its lam config differs from this run's in "

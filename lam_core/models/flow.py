@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from lam_core.config import LAMConfig
 from lam_core.models.head import WorldModelHead
@@ -90,6 +91,32 @@ def upsample_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
 
 
+UPSAMPLINGS = ("bilinear", "convex")  # lam.flow_upsample
+
+
+def convex_upsample(flow: torch.Tensor, logits: torch.Tensor, factor: int) -> torch.Tensor:
+    """RAFT's convex upsampling: ``(B, 2, g, g)`` flow and ``(B, 9, u, u, g, g)`` logits → ``(B,
+    2, g·u, g·u)``, each fine pixel the softmax-weighted mean of its coarse cell's 3 × 3
+    neighbourhood (edge cells repeat the border, as bilinear upsampling does)."""
+    b, _, g, _ = flow.shape
+    weights = logits.softmax(dim=1)  # B, 9, u, u, g, g
+    neighbours = F.unfold(F.pad(flow, (1, 1, 1, 1), mode="replicate"), 3)  # B, 2·9, g·g
+    neighbours = neighbours.view(b, 2, 9, 1, 1, g, g)
+    fine = (weights[:, None] * neighbours).sum(dim=2)  # B, 2, u, u, g, g
+    return fine.permute(0, 1, 4, 2, 5, 3).reshape(b, 2, g * factor, g * factor)
+
+
+def bilinear_logits(factor: int) -> torch.Tensor:
+    """``(9, u, u)`` logits whose softmax is bilinear upsampling's weights
+    (``align_corners=False``) over a cell's 3 × 3 neighbourhood: :func:`convex_upsample` with
+    them equals :func:`upsample_flow`. Zero weights get a logit of −30 (exp −30 ≈ 1e-13)."""
+    d = (torch.arange(factor, dtype=torch.float64) + 0.5) / factor - 0.5  # offset in cells
+    taps = torch.stack([(-d).clamp(min=0), 1 - d.abs(), d.clamp(min=0)])  # 3 (before, at, after), u
+    w = taps[:, None, :, None] * taps[None, :, None, :]  # 3 (rows), 3 (cols), u (i), u (j)
+    w = w.reshape(9, factor, factor)
+    return torch.where(w > 0, w.clamp(min=1e-30).log(), torch.full_like(w, -30.0)).float()
+
+
 class FlowHead(WorldModelHead):
     """``lam.head: flow``: how the head's per-token outputs map to flow fields and fills.
 
@@ -111,6 +138,20 @@ class FlowHead(WorldModelHead):
         self.flow_grid, self.r, self.scale = cfg.flow_grid, cfg.flow_grid // self.merged, scale
         self.size = self.grid * self.patch
         self.flow_dim = 2 * self.r * self.r
+        self.factor = self.size // self.flow_grid
+        self.mask = None  # convex upsampling: 9 · u² logits per flow vector, from the tokens
+        if cfg.flow_upsample == "convex" and self.factor > 1:
+            self.mask = nn.Linear(width, 9 * self.factor**2 * self.r * self.r)
+            nn.init.zeros_(self.mask.weight)  # starts as bilinear upsampling
+            with torch.no_grad():
+                # per token: its r × r flow vectors, each with its (9, u, u) logits
+                self.mask.bias.copy_(bilinear_logits(self.factor)[None].expand(
+                    self.r * self.r, -1, -1, -1).reshape(-1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The flow and fill outputs, then (convex upsampling) the mask logits."""
+        out = super().forward(x)
+        return out if self.mask is None else torch.cat([out, self.mask(x)], dim=-1)
 
     @classmethod
     def check(cls, cfg: LAMConfig) -> None:
@@ -126,6 +167,9 @@ class FlowHead(WorldModelHead):
                              f"({merged} = grid / lam.token_merge), not flow_grid {cfg.flow_grid}")
         if cfg.flow_l1 < 0:
             raise ValueError(f"lam.flow_l1: must be ≥ 0, not {cfg.flow_l1}")
+        if cfg.flow_upsample not in UPSAMPLINGS:
+            raise ValueError(f"lam.flow_upsample: must be one of {', '.join(UPSAMPLINGS)}, not "
+                             f"{cfg.flow_upsample!r}")
 
     @classmethod
     def output_dim(cls, cfg: LAMConfig) -> int:
@@ -136,14 +180,20 @@ class FlowHead(WorldModelHead):
         """Head outputs ``(B, S, m², out_dim)`` → flow ``(B·S, 2, H, W)`` in pixels and fill
         ``(B·S, 3, H, W)``."""
         b, s = out.shape[:2]
-        flow_tokens, fill_tokens = out.float().split([self.flow_dim, self.out_dim - self.flow_dim],
-                                                     dim=-1)
+        fill_dim = self.out_dim - self.flow_dim
+        flow_tokens, fill_tokens, mask_tokens = out.float().split(
+            [self.flow_dim, fill_dim, out.shape[-1] - self.out_dim], dim=-1)
         flow = unpatchify(flow_tokens, 1, self.r, self.merged, self.merged)  # B, S, 2, g, g
         flow = flow.reshape(b * s, 2, self.flow_grid, self.flow_grid) * self.scale
         fill = split_tokens(fill_tokens, self.grid, self.grid, self.merge)  # B, S, N, p²·3
         fill = unpatchify(fill, 1, self.patch, self.grid, self.grid)
-        return upsample_flow(flow, self.size, self.size), fill.reshape(b * s, 3, self.size,
-                                                                      self.size)
+        fill = fill.reshape(b * s, 3, self.size, self.size)
+        if self.mask is None:
+            return upsample_flow(flow, self.size, self.size), fill
+        logits = unpatchify(mask_tokens, 1, self.r, self.merged, self.merged)  # B, S, 9u², g, g
+        logits = logits.reshape(b * s, 9, self.factor, self.factor, self.flow_grid,
+                                self.flow_grid)
+        return convex_upsample(flow, logits, self.factor), fill
 
     def image(self, features: torch.Tensor) -> torch.Tensor:
         """Features ``(B, S, N, p²·3)`` → frames ``(B·S, 3, H, W)``."""
