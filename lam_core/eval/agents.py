@@ -176,25 +176,28 @@ def drive_tracking(pipeline, episodes: int = 64, steps: int = 8, seed: int = 0,
     return AgentTrackingResult(rows, arrays, steps, episodes)
 
 
+# per kind of result: its title, then (column, key, format) after the three error columns
+TRACKING_TABLES = {
+    "drive": ("Drive camera pose tracked over {steps} steps, {episodes} episodes (error against "
+              "the real world; map px, one full step is 5 px)",
+              (("final heading error, median (°)", "final_deg", ".1f"), ("ATE", "ate", ".2f"))),
+    "reach": ("Reach effector tracked over {steps} steps, {episodes} episodes (error against the "
+              "real world, px at 64 px)",
+              (("not found", "lost", ".0%"), ("background change (/255)", "background", ".2f"))),
+}
+
+
 def format_tracking(result: AgentTrackingResult) -> str:
     """A markdown table of :class:`AgentTrackingResult` (:func:`reach_tracking`'s or
     :func:`drive_tracking`'s)."""
-    if "ate" in next(iter(result.rows.values())):
-        lines = [f"Drive camera pose tracked over {result.steps} steps, {result.episodes} "
-                 "episodes (error against the real world; map px, one full step is 5 px)", "",
-                 "| row | final position error, median | final, mean | mean over steps | "
-                 "final heading error, median (°) | ATE |",
-                 "| --- | --- | --- | --- | --- | --- |"]
-        for row, m in result.rows.items():
-            lines.append(f"| {row} | {m['final_px']:.2f} | {m['final_mean_px']:.2f} | "
-                         f"{m['step_px']:.2f} | {m['final_deg']:.1f} | {m['ate']:.2f} |")
-        return "\n".join(lines)
-    lines = [f"Reach effector tracked over {result.steps} steps, {result.episodes} episodes "
-             "(error against the real world, px at 64 px)", "",
-             "| row | final error, median | final, mean | mean over steps | not found | "
-             "background change (/255) |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    title, extra = TRACKING_TABLES["drive" if "ate" in next(iter(result.rows.values()))
+                                   else "reach"]
+    head = ["row", "final error, median", "final, mean", "mean over steps",
+            *(column for column, _, _ in extra)]
+    lines = [title.format(steps=result.steps, episodes=result.episodes), "",
+             "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for row, m in result.rows.items():
-        lines.append(f"| {row} | {m['final_px']:.2f} | {m['final_mean_px']:.2f} | "
-                     f"{m['step_px']:.2f} | {m['lost']:.0%} | {m['background']:.2f} |")
+        cells = [row, *(f"{m[k]:.2f}" for k in ("final_px", "final_mean_px", "step_px")),
+                 *(f"{m[k]:{fmt}}" for _, k, fmt in extra)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
