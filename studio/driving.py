@@ -40,8 +40,8 @@ from studio.models import PIPELINES, has_controller, pipeline_components
 
 WORLDS = {"reach": ReachWorld, "drive": DriveWorld}
 # the shipped controller the tab opens on: the reach controller of the grid flagship, whose world
-# model moves the cross (8.5 px from the real one after 8 actions against 11.4 px for the one-latent
-# flagship's, which holds it still; docs/RESULTS.md)
+# model moves the cross (9.2 px from the real one after 8 random actions, where holding it still
+# is 11.3 px off, as the one-latent flagship's does; docs/RESULTS.md)
 CONTROL_NAME = "controller-reach-grid"
 MAX_STEPS = 24
 ARROWS = {  # world → button → action
@@ -330,6 +330,8 @@ def _track_camera(state: ControlState, world: str, seed: float) -> None:
         w.step(action)
         state.real_poses.append(w.state)
     done = len(state.model_poses)
+    if done >= len(state.model):
+        return
     start = state.model_poses[-1] if done else state.real_poses[0]
     new = np.stack(state.model[done:])
     if new.shape[1:3] != (w.size, w.size):
