@@ -72,8 +72,9 @@ class ControlState:
         actions: applied actions, ``(dx, dy)`` or ``(forward, turn)`` each.
         real: real-world frames after each action (the start frame first).
         model: decoded world-model frames, one per step (the decoded start first).
-        real_poses, model_poses: drive only, the camera's ``(x, y, heading)`` per step: the real
-            world's, and the one read back from each model frame
+        real_poses: the real world's state after each step (drive: the camera's ``(x, y,
+            heading)``; reach: the effector's xy).
+        model_poses: drive only, the camera read back from each model frame
             (:func:`lam_core.eval.poses.track_poses`, tracked once per new frame).
     """
 
@@ -223,13 +224,15 @@ def control_reset(
     """
     with user_errors("control"):
         pipe = PIPELINES.get(checkpoint)
-        frame = _world(world, seed).reset()
-        state = ControlState(key=(str(checkpoint), world, int(seed)), real=[frame])
+        w = _world(world, seed)
+        frame = w.reset()
+        state = ControlState(key=(str(checkpoint), world, int(seed)), real=[frame],
+                             real_poses=[w.state])
         note = controller_note(pipe, str(checkpoint), world)
         if pipe.decoder is None:
             return None, None, None, note
         state.model = [_step_frames(pipe, _start_features(pipe, frame))[-1]]
-        _track_camera(state, world, seed)
+        _track_camera(state, w)
         pair, strip = _render(state, world)
         return state, pair, strip, _status(state, world, note)
 
@@ -306,29 +309,26 @@ def control_step(
         action = (float(np.clip(first, -1, 1)), float(np.clip(second, -1, 1)))
         actions = [*state.actions, action]
         w = _world(world, seed)
-        real = [w.reset(), *(w.step(a) for a in actions)]
+        real, states = [w.reset()], [w.state]
+        for a in actions:
+            real.append(w.step(a))
+            states.append(w.state)
         context = _start_features(pipe, real[0])
         preds = pipe.rollout_with_actions(context, torch.tensor([actions], dtype=torch.float32))
         model = _step_frames(pipe, torch.cat([context, preds], dim=1))
         state = dataclasses.replace(state, actions=actions, real=real, model=list(model),
-                                    model_poses=list(state.model_poses))
-        _track_camera(state, world, seed)
+                                    real_poses=states, model_poses=list(state.model_poses))
+        _track_camera(state, w)
         pair, strip = _render(state, world)
         return state, pair, strip, _status(state, world)
 
 
-def _track_camera(state: ControlState, world: str, seed: float) -> None:
-    """Drive: the real poses of ``state``'s steps, and the camera read back from its model frames
-    not tracked yet (each from the previous one's pose; the first from the real start; frames of
-    a model at another size than the world's are resized to it first). Nothing for reach."""
-    if world != "drive":
+def _track_camera(state: ControlState, w) -> None:
+    """Drive: the camera read back from ``state``'s model frames not tracked yet (each from the
+    previous one's pose; the first from the real start; frames of a model at another size than
+    the world ``w``'s are resized to it first). Nothing for reach."""
+    if w.name != "drive":
         return
-    w = _world(world, seed)
-    w.reset()
-    state.real_poses = [w.state]
-    for action in state.actions:
-        w.step(action)
-        state.real_poses.append(w.state)
     done = len(state.model_poses)
     if done >= len(state.model):
         return

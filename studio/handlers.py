@@ -404,9 +404,8 @@ def leakage(
         base = None
         if baseline and baseline != checkpoint:
             report(0.5, f"the baseline: {Path(baseline).name}")
-            other = PIPELINES.get(baseline)
-            a2, b2, _ = load_pair(other, clip_a, clip_b, ("clip A", "clip B"))
-            base = other.leakage(a2, b2, cut=result.cut)
+            other = PIPELINES.get(baseline)  # the same decoded clips (its processor adapts them)
+            base = other.leakage(a, b, cut=result.cut)
         report(0.9, "drawing")
         cut_frame = result.cut * pipe.tubelet
         stitched = result.stitched.frames
