@@ -257,6 +257,26 @@ def test_transfer_sheet_rows_and_png(latent, tmp_path):
             main([*bad, "--out", str(out)])
 
 
+def test_change_frames_uint8_is_the_float_formula_by_hand():
+    from lam_core.eval.frames import change_frames
+
+    g = np.random.default_rng(0)
+    a, b = (g.integers(0, 256, (3, 5, 7, 3), dtype=np.uint8) for _ in range(2))
+    a[0, 0, 0], b[0, 0, 0] = 255, 0  # the largest change saturates
+    for gain in (1.0, 4.0, 10.0):
+        got = change_frames(a, b, gain)
+        want = np.abs(a.astype(np.int32) - b).sum(-1) * (gain / 3)  # gain · mean over RGB
+        assert got.shape == a.shape and got.dtype == np.uint8
+        assert (got == got[..., :1]).all()  # grey
+        assert np.abs(got[..., 0].astype(int) - np.minimum(want, 255).astype(int)).max() <= 1
+        assert got[0, 0, 0, 0] == 255
+        assert (change_frames(a.astype(np.float32), b.astype(np.float32), gain).astype(int)
+                - got).__abs__().max() <= 1  # the float path agrees
+    assert (change_frames(a, a) == 0).all()
+    with pytest.raises(ValueError, match="shapes"):
+        change_frames(a, b[:2])
+
+
 def test_drive_check_compares_the_plan_with_the_zero_action():
     from lam_core.eval.tables import CTRL_VS_ZERO_DRIVE, checks
 

@@ -168,6 +168,20 @@ def test_autoencoder_lam_controller_chain_opens_as_a_pipeline(tmp_path):
     # the copied components are the frozen ones
     frozen, copied = (load_file(d / "lam" / "model.safetensors") for d in (pipe_dir, ctrl_dir))
     assert all(torch.equal(frozen[k], copied[k]) for k in frozen)
+    # train.world_loss_weight: the frozen world model's loss under the controller's latents joins
+    # the regression; it is logged beside the IDM's own latents' and the world model stays frozen
+    AcceleratorState._reset_state(True)
+    world_dir = controller.train(job("tiny_controller.yaml", tmp_path / "world", *short,
+                                     f"lam_path={pipe_dir}", "train.world_loss_weight=2",
+                                     defaults=controller.DEFAULTS))
+    logged = [json.loads(line) for line in
+              (tmp_path / "world" / "metrics.jsonl").read_text().splitlines()]
+    keys = set().union(*logged)
+    assert {"world_l1", "latent_l2", "val_world_l1", "val_idm_world_l1"} <= keys
+    step = next(r for r in logged if "world_l1" in r)
+    assert step["loss"] == pytest.approx(step["latent_l2"] + 2 * step["world_l1"], rel=1e-4)
+    copied = load_file(world_dir / "lam" / "model.safetensors")
+    assert all(torch.equal(frozen[k], copied[k]) for k in frozen)
 
 
 def test_muon_gets_hidden_matrices_only():

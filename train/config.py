@@ -291,6 +291,7 @@ def _check(job: JobConfig) -> None:
         ("train.reg_warmup_start", 0.0 <= t.reg_warmup_start <= 1.0, "must be in [0, 1]"),
         ("train.adamw_betas", len(t.adamw_betas) == 2, "must be two numbers"),
         ("train.keep_last", t.keep_last >= 1, "must be ≥ 1"),
+        ("train.world_loss_weight", t.world_loss_weight >= 0, "must be ≥ 0"),
         ("train.lpips_net", t.lpips_net in ("alex", "vgg", "squeeze"),
          "must be alex, vgg or squeeze"),
         ("data.num_frames", d.num_frames % job.encoder.tubelet == 0

@@ -7,6 +7,15 @@ for the ``adapter`` kind, the features of s_t): loss ‖c(a_t, s_t) − z_t‖²
 Paper optimiser (the defaults here): AdamW only, lr 1e-3, weight decay 0.04, betas (0.9, 0.999),
 warm-up 10 % then cosine.
 
+Beyond the paper, ``train.world_loss_weight`` > 0 adds the frozen world model's teacher-forced
+prediction loss of s_t+1 under the controller's latents (the LAM's own change-weighted L1; the
+gradient flows through the frozen world model into the controller). The IDM's latents are what
+the world model was trained with, not the latents that place a small agent best: on the reach
+world they leave the cross 6 px off after 8 steps, and a controller that only regresses them
+9 px; with this term the controller finds latents that put it 2.6 px off (docs/RESULTS.md). The
+validation then also logs ``val_world_l1`` and, once, ``val_idm_world_l1`` (the same loss under
+the IDM's own latents).
+
 ``lam_path`` is a pipeline folder (a LAM run's ``final/``; its encoder and decoder are used too)
 or a LAM component folder (then ``encoder_path`` is needed). The final folder is a pipeline whose
 encoder, LAM and decoder are **copies** of the frozen ones (a run folder stays self-contained and
@@ -26,6 +35,7 @@ import torch.nn.functional as F
 
 from lam_core.checkpoint import build_component, load_component
 from lam_core.config import ConfigError
+from lam_core.models.lam import prediction_l1
 from train.common import Trainer, training_record, write_final
 from train.config import JobConfig, job_main
 from train.data import (
@@ -58,6 +68,7 @@ def train(job: JobConfig, resume: str | None = None,
     trainer = Trainer(job, "controller")
     encoder = load_frozen_encoder(job).to(trainer.device)
     lam = load_component(job.lam_path, expected="lam").to(trainer.device).requires_grad_(False)
+    lam.eval()
     if not lam.uses_latents:
         raise ConfigError(f"lam_path: a {lam.cfg.kind!r} model has no latent actions to control")
     dataset = training_data(job, trainer, encoder)
@@ -67,6 +78,14 @@ def train(job: JobConfig, resume: str | None = None,
         """The frozen IDM's latents ``(B, T'-1, D_z)`` (eval mode: deterministic)."""
         return lam.infer_latents(features).float()
 
+    world_weight = job.train.world_loss_weight
+
+    def world_loss(latents: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """The frozen world model's teacher-forced prediction loss under ``latents``."""
+        pred = lam.world_model.predict(features[:, :-1], latents.to(features.dtype))[0]
+        return prediction_l1(pred, features, lam.cfg.change_weight,
+                             change_from=lam.cfg.change_from)
+
     val = []  # the held-out split lives on the main process, which alone evaluates
     run_eval = job.train.eval_every > 0
     if trainer.is_main and run_eval:
@@ -74,11 +93,17 @@ def train(job: JobConfig, resume: str | None = None,
             val = validation_batches(job, encoder, trainer.device)
             for batch in val:
                 batch["latents"] = targets(batch["features"])
-        if not resume:
-            z = torch.cat([b["latents"] for b in val])
-            constant = (z - z.mean(dim=(0, 1))).pow(2).mean().item()
-            trainer.record({"val_constant_l2": constant}, step=0)
-            trainer.print(f"best constant latent on {len(z)} held-out clips: L2 {constant:.5f}")
+            if not resume:
+                z = torch.cat([b["latents"] for b in val])
+                constant = (z - z.mean(dim=(0, 1))).pow(2).mean().item()
+                trainer.record({"val_constant_l2": constant}, step=0)
+                trainer.print(f"best constant latent on {len(z)} held-out clips: L2 "
+                              f"{constant:.5f}")
+                if world_weight > 0:  # what the controller's latents compete with
+                    idm = sum(world_loss(b["latents"], b["features"]).item() * len(b["features"])
+                              for b in val) / len(z)
+                    trainer.record({"val_idm_world_l1": idm}, step=0)
+                    trainer.print(f"world-model L1 under the IDM's own latents: {idm:.5f}")
     torch.manual_seed(job.train.seed)
     controller = build_component("controller", job.controller)
 
@@ -92,13 +117,25 @@ def train(job: JobConfig, resume: str | None = None,
                               f"actions have {actions.shape[-1]}")
         pred = model(actions, features[:, :-1])
         loss = F.mse_loss(pred.float(), z)
-        return loss, {}
+        if world_weight == 0:
+            return loss, {}
+        with trainer.autocast():
+            world = world_loss(pred, features)
+        return loss + world_weight * world, {"latent_l2": loss.detach(),
+                                             "world_l1": world.detach()}
 
+    @torch.no_grad()
     def evaluate(model):
         n = sum(len(b["features"]) for b in val)
-        total = sum(F.mse_loss(model(b["actions"], b["features"][:, :-1]).float(),
-                               b["latents"]).item() * len(b["features"]) for b in val)
-        return {"val_l2": total / n}
+        sums = {"val_l2": 0.0, "val_world_l1": 0.0}
+        for b in val:
+            pred = model(b["actions"], b["features"][:, :-1]).float()
+            sums["val_l2"] += F.mse_loss(pred, b["latents"]).item() * len(b["features"])
+            if world_weight > 0:
+                with trainer.autocast():
+                    sums["val_world_l1"] += world_loss(pred, b["features"]).item() * len(
+                        b["features"])
+        return {k: v / n for k, v in sums.items() if world_weight > 0 or k == "val_l2"}
 
     controller = trainer.fit(controller, dataset, step_fn, evaluate if run_eval else None, resume,
                              on_step)

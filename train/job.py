@@ -51,6 +51,11 @@ class RunConfig:
             then rises over ``reg_warmup_fraction`` (the latent is read before it is squeezed).
         train_encoder: decoder job: train the tiny encoder together with the decoder (autoencoder).
         lpips_weight, lpips_net: decoder job: loss = L1 + lpips_weight · LPIPS(lpips_net).
+        world_loss_weight: controller job: loss = ‖c(a_t, s_t) − z_t‖² + world_loss_weight · the
+            frozen world model's prediction loss of s_t+1 under the controller's latents
+            (teacher-forced, the LAM's own change-weighted L1). 0: the paper's regression alone.
+            The IDM's latents are what the world model was trained on, not the latents that
+            place a small agent best: this term asks the controller for those.
     """
 
     output_dir: str = "runs/default"
@@ -79,6 +84,7 @@ class RunConfig:
     train_encoder: bool = False
     lpips_weight: float = 1.0
     lpips_net: str = "alex"
+    world_loss_weight: float = 0.0
 
 
 @dataclass
