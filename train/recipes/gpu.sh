@@ -8,16 +8,17 @@
 #   EXTRA="train.steps=4 train.batch_size=4 train.num_workers=0 train.mixed_precision=no" \
 #     OUT=/tmp/gpu bash train/recipes/gpu.sh                          # a CPU dry run
 #
-# Leaves $OUT/pixel-noisy/ (fp16 weights, hub layout: config.json, encoder/, lam/, decoder/,
-# metrics.jsonl: 6 files, the largest ~12 MB) — within the device's 8 files of ≤ 16 MiB — and
+# Leaves $OUT/pixel-grid/ (the grid flagship of pixel_lam_gpu.yaml; fp16 weights, hub layout:
+# config.json, encoder/, lam/, decoder/, metrics.jsonl: 6 files, the largest ~12 MB) — within the device's 8 files of ≤ 16 MiB — and
 # $OUT/gpu.log. Bring the folder back, run the report on it beside the CPU flagship
 # (python -m lam_core.eval.report --checkpoints DIR --clips DIR_OF_VIDEOS), and ship it into
-# assets/checkpoints/pixel-noisy when the report says it is better (README, "Training").
+# assets/checkpoints/pixel-grid when the report says it is better (README, "Training"), then
+# retrain its controllers (train/configs/pixel_controller_{reach,drive}.yaml lam_path=…).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PY="${PY:-python3}"
 OUT="${OUT:?set OUT to the folder that receives the checkpoint}"
-INIT="${INIT-$ROOT/assets/checkpoints/pixel-noisy}"
+INIT="${INIT-$ROOT/assets/checkpoints/pixel-grid}"
 RUN="${RUN:-/tmp/lam-gpu-run}"
 EXTRA="${EXTRA:-}"
 SEED="${SEED:-$(date +%s)}"  # a new seed per run: a warm start must not replay the same clips
@@ -35,6 +36,6 @@ begin=$(date +%s)
   "train.seed=$SEED" "${init[@]}" $EXTRA 2>&1 | tr '\r' '\n' | grep -v '^lam: ' | tee "$OUT/gpu.log"
 previous=()
 [[ ${#init[@]} -gt 0 && -f "$INIT/metrics.jsonl" ]] && previous=(--previous-metrics "$INIT/metrics.jsonl")
-"$PY" train/export.py "$RUN/final" "$OUT/pixel-noisy" --metrics "$RUN/metrics.jsonl" \
+"$PY" train/export.py "$RUN/final" "$OUT/pixel-grid" --metrics "$RUN/metrics.jsonl" \
   "${previous[@]}" | tee -a "$OUT/gpu.log"
 echo "gpu recipe: $(( $(date +%s) - begin )) s" | tee -a "$OUT/gpu.log"
