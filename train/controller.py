@@ -10,9 +10,9 @@ warm-up 10 % then cosine.
 Beyond the paper, ``train.world_loss_weight`` > 0 adds the frozen world model's teacher-forced
 prediction loss of s_t+1 under the controller's latents (the LAM's own change-weighted L1; the
 gradient flows through the frozen world model into the controller). The IDM's latents are what
-the world model was trained with, not the latents that place a small agent best: on the reach
-world they leave the cross 6 px off after 8 steps, and a controller that only regresses them
-9 px; with this term the controller finds latents that put it 2.6 px off (docs/RESULTS.md). The
+the world model was trained with, not the latents that place a small agent best: a controller
+that only regresses them leaves the reach cross farther off than the IDM's own latents do, and
+with this term it finds latents that place it several times closer (docs/RESULTS.md). The
 validation then also logs ``val_world_l1`` and, once, ``val_idm_world_l1`` (the same loss under
 the IDM's own latents).
 
