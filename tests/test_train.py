@@ -123,6 +123,13 @@ def test_unknown_key_and_wrong_type_fail_before_training(tmp_path):
     with pytest.raises(SystemExit, match=r"error: lam\.idm_token_merge: must divide the token"):
         lam.main(["--config", str(CONFIGS / "tiny_lam.yaml"), f"train.output_dir={out}",
                   "lam.idm_token_merge=3"])
+    with pytest.raises(SystemExit, match=r"error: train\.world_change_from: must be lam, target "
+                                         r"or both"):
+        controller.main(["--config", str(CONFIGS / "tiny_controller.yaml"),
+                         f"train.output_dir={out}", "train.world_change_from=sideways"])
+    with pytest.raises(SystemExit, match=r"error: train\.world_loss_weight: must be ≥ 0"):
+        controller.main(["--config", str(CONFIGS / "tiny_controller.yaml"),
+                         f"train.output_dir={out}", "train.world_loss_weight=-1"])
     assert not out.exists()  # nothing was started: the CLI says "error: <key>: ...", no traceback
 
 
@@ -173,6 +180,7 @@ def test_autoencoder_lam_controller_chain_opens_as_a_pipeline(tmp_path):
     AcceleratorState._reset_state(True)
     world_dir = controller.train(job("tiny_controller.yaml", tmp_path / "world", *short,
                                      f"lam_path={pipe_dir}", "train.world_loss_weight=2",
+                                     "train.world_change_from=both",
                                      defaults=controller.DEFAULTS))
     logged = [json.loads(line) for line in
               (tmp_path / "world" / "metrics.jsonl").read_text().splitlines()]

@@ -31,6 +31,7 @@ from lam_core.checkpoint import (
 )
 from lam_core.config import ConfigError, config_from_dict, config_to_dict
 from lam_core.models import Controller, LatentActionModel
+from lam_core.models.lam import CHANGE_FROM
 from lam_core.pipeline import PIPELINE_FORMAT, PIPELINE_KEYS
 from lam_core.presets import PRESETS, get_preset
 from train.job import DataConfig, JobConfig, RunConfig, SourceConfig
@@ -292,6 +293,8 @@ def _check(job: JobConfig) -> None:
         ("train.adamw_betas", len(t.adamw_betas) == 2, "must be two numbers"),
         ("train.keep_last", t.keep_last >= 1, "must be ≥ 1"),
         ("train.world_loss_weight", t.world_loss_weight >= 0, "must be ≥ 0"),
+        ("train.world_change_from", t.world_change_from in ("lam", *CHANGE_FROM),
+         f"must be lam, {' or '.join(CHANGE_FROM)}"),
         ("train.lpips_net", t.lpips_net in ("alex", "vgg", "squeeze"),
          "must be alex, vgg or squeeze"),
         ("data.num_frames", d.num_frames % job.encoder.tubelet == 0

@@ -79,12 +79,13 @@ def train(job: JobConfig, resume: str | None = None,
         return lam.infer_latents(features).float()
 
     world_weight = job.train.world_loss_weight
+    change_from = (lam.cfg.change_from if job.train.world_change_from == "lam"
+                   else job.train.world_change_from)
 
     def world_loss(latents: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """The frozen world model's teacher-forced prediction loss under ``latents``."""
         pred = lam.world_model.predict(features[:, :-1], latents.to(features.dtype))[0]
-        return prediction_l1(pred, features, lam.cfg.change_weight,
-                             change_from=lam.cfg.change_from)
+        return prediction_l1(pred, features, lam.cfg.change_weight, change_from=change_from)
 
     val = []  # the held-out split lives on the main process, which alone evaluates
     run_eval = job.train.eval_every > 0

@@ -56,6 +56,10 @@ class RunConfig:
             (teacher-forced, the LAM's own change-weighted L1). 0: the paper's regression alone.
             The IDM's latents are what the world model was trained on, not the latents that
             place a small agent best: this term asks the controller for those.
+        world_change_from: controller job: whose change weighs a token in that loss (as
+            ``lam.change_from``): ``"lam"`` (the LAM's own setting), ``"target"`` or ``"both"``
+            (the larger of the true and the predicted change, so moving the still scene costs as
+            much as missing the agent).
     """
 
     output_dir: str = "runs/default"
@@ -85,6 +89,7 @@ class RunConfig:
     lpips_weight: float = 1.0
     lpips_net: str = "alex"
     world_loss_weight: float = 0.0
+    world_change_from: str = "lam"
 
 
 @dataclass
