@@ -112,6 +112,7 @@ __all__ = [
 
 DEFAULT_SOLVER = "icem"  # as good as CEM with fewer samples (lam_core.eval.planning's table)
 SOLVER_NAMES = tuple(SOLVERS)
+SOLVER_LABELS = {"cem": "CEM", "icem": "iCEM", "mppi": "MPPI", "gradient": "gradient descent"}
 PLAN_DEFAULTS = {  # world → (N samples, I iterations): a plan in ~2 s on one busy CPU core
     "reach": (100, 5),  # the DROID protocol's N=300, I=15 takes ~20 s and plans no better here
     "drive": (120, 1),  # the RECON protocol's own: one round of 120 straight-line candidates
@@ -274,7 +275,8 @@ def control_plan(
             Panel("real world: plan replayed", np.stack(real)),
         ])
         video = save_video(np.repeat(frames, pipe.tubelet, axis=0), pipe.fps, "plan")
-        fig = plots.cost_figure(result.best_costs.numpy(), result.elite_costs.numpy())
+        fig = plots.cost_figure(result.best_costs.numpy(), result.elite_costs.numpy(),
+                                title=f"{SOLVER_LABELS.get(solver, solver)} cost per iteration")
         return video, fig, _plan_summary(numbers), numbers
 
 
@@ -346,7 +348,8 @@ def _score(
 
 
 def _plan_summary(n: dict) -> str:
-    head = f"CEM: N={n['samples']}, I={n['iterations']}, H={n['horizon']} (seed {n['seed']})."
+    name = SOLVER_LABELS.get(n.get("solver", "cem"), n.get("solver", "cem"))
+    head = f"{name}: N={n['samples']}, I={n['iterations']}, H={n['horizon']} (seed {n['seed']})."
     if n["world"] == "reach":
         return (
             f"### Final Δ: {n['final_px']:.1f} px from the goal (started {n['start_px']:.1f} px "

@@ -114,7 +114,7 @@ def step_errors_figure(
 def cost_figure(
     best: Sequence[float],
     elite_mean: Sequence[float] | None = None,
-    title: str = "CEM cost per iteration",
+    title: str = "planning cost per iteration",
 ) -> go.Figure:
     """The planner's cost per iteration: the best sampled sequence's and the elites' mean."""
     series = {"best sequence": best}
@@ -134,7 +134,7 @@ def cost_figure(
     return _style(
         fig,
         title,
-        xaxis={"title": "CEM iteration", "dtick": 1},
+        xaxis={"title": "iteration", "dtick": 1},
         yaxis={"title": "planning cost (to the goal)"},  # ‖s_goal − ŝ_H‖₂: studio.glossary
     )
 

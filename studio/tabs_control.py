@@ -57,7 +57,8 @@ def control_tab(
     gr.Markdown(
         "Drive the world model with **real actions** through the checkpoint's controller "
         "(one world-model step per action) next to the real world receiving the same "
-        "action, or let **CEM** plan towards the goal frame of the seed's episode. "
+        "action, or let a **planner** (iCEM, CEM, MPPI or gradient descent) plan towards the goal "
+        "frame of the seed's episode. "
         "Keyboard: **← → ↑ ↓** add an action (when the focus is not in a text box). "
         "A controller is trained in one world: switching the world switches the checkpoint.",
         elem_classes="small-note",
@@ -206,7 +207,7 @@ def control_tab(
         )
         with gr.Column(scale=2):
             plan_summary = gr.Markdown(elem_id="control-plan-summary")
-            cost = gr.Plot(label="CEM cost")
+            cost = gr.Plot(label="planning cost")
             gr.Markdown(
                 explain("planning cost", "Δxy of eq. 3", "ATE", "RPE"), elem_classes="small-note"
             )

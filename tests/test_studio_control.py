@@ -226,3 +226,7 @@ def test_plan_takes_a_solver_by_name_and_refuses_an_unknown_one():
     assert set(control.SOLVER_NAMES) >= {"cem", "icem", "mppi", "gradient"}
     with pytest.raises(Exception, match="unknown solver 'newton'"):
         control._check_solver("newton")
+    assert set(control.SOLVER_LABELS) == set(control.SOLVER_NAMES)  # each has a display name
+    numbers = {"world": "reach", "final_px": 0.3, "start_px": 11.3, "delta": 0.06, "samples": 40,
+               "iterations": 3, "horizon": 3, "seed": 0, "solver": "icem"}
+    assert "iCEM: N=40, I=3, H=3 (seed 0)" in control._plan_summary(numbers)  # not "CEM"
