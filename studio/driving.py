@@ -40,8 +40,9 @@ from studio.models import PIPELINES, has_controller, pipeline_components
 
 WORLDS = {"reach": ReachWorld, "drive": DriveWorld}
 # the shipped controller the tab opens on: the reach controller of the grid flagship, trained
-# through its world model, which places the cross 2.6 px from the real one after 8 random actions
-# (holding it still is 11.3 px off, as the one-latent flagship's does; docs/RESULTS.md)
+# through its world model, which places the cross 1.7 px from the real one after 8 random actions
+# (median of 64 episodes; holding it still is 11.3 px off, as the one-latent flagship's does;
+# docs/RESULTS.md)
 CONTROL_NAME = "controller-reach-grid"
 MAX_STEPS = 24
 ARROWS = {  # world → button → action

@@ -1,4 +1,4 @@
-"""Plotly figures of the studio: latents over time, per-step errors, CEM costs, loss curves, UMAP.
+"""Plotly figures of the studio: latents over time, step errors, planning costs, losses, UMAP.
 
 Every function takes plain numbers (numpy arrays, lists, dicts) and returns a
 ``plotly.graph_objects.Figure`` with one shared look (:func:`_style`).
