@@ -276,7 +276,7 @@ def control_plan(
         ])
         video = save_video(np.repeat(frames, pipe.tubelet, axis=0), pipe.fps, "plan")
         fig = plots.cost_figure(result.best_costs.numpy(), result.elite_costs.numpy(),
-                                title=f"{SOLVER_LABELS.get(solver, solver)} cost per iteration")
+                                title=f"{_solver_label(solver)} cost per iteration")
         return video, fig, _plan_summary(numbers), numbers
 
 
@@ -347,9 +347,13 @@ def _score(
     return {"ate": ate, "rpe": rpe, "final_px": final, "start_px": start}
 
 
+def _solver_label(name: str) -> str:
+    return SOLVER_LABELS.get(name, name)
+
+
 def _plan_summary(n: dict) -> str:
-    name = SOLVER_LABELS.get(n.get("solver", "cem"), n.get("solver", "cem"))
-    head = f"{name}: N={n['samples']}, I={n['iterations']}, H={n['horizon']} (seed {n['seed']})."
+    head = (f"{_solver_label(n.get('solver', 'cem'))}: N={n['samples']}, I={n['iterations']}, "
+            f"H={n['horizon']} (seed {n['seed']}).")
     if n["world"] == "reach":
         return (
             f"### Final Δ: {n['final_px']:.1f} px from the goal (started {n['start_px']:.1f} px "

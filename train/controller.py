@@ -87,6 +87,11 @@ def train(job: JobConfig, resume: str | None = None,
         pred = lam.world_model.predict(features[:, :-1], latents.to(features.dtype))[0]
         return prediction_l1(pred, features, lam.cfg.change_weight, change_from=change_from)
 
+    def val_mean(loss_of: Callable[[dict], torch.Tensor]) -> float:
+        """``loss_of(batch)`` averaged over the held-out clips (batches weighted by size)."""
+        return sum(loss_of(b).item() * len(b["features"]) for b in val) / sum(
+            len(b["features"]) for b in val)
+
     val = []  # the held-out split lives on the main process, which alone evaluates
     run_eval = job.train.eval_every > 0
     if trainer.is_main and run_eval:
@@ -101,8 +106,7 @@ def train(job: JobConfig, resume: str | None = None,
                 trainer.print(f"best constant latent on {len(z)} held-out clips: L2 "
                               f"{constant:.5f}")
                 if world_weight > 0:  # what the controller's latents compete with
-                    idm = sum(world_loss(b["latents"], b["features"]).item() * len(b["features"])
-                              for b in val) / len(z)
+                    idm = val_mean(lambda b: world_loss(b["latents"], b["features"]))
                     trainer.record({"val_idm_world_l1": idm}, step=0)
                     trainer.print(f"world-model L1 under the IDM's own latents: {idm:.5f}")
     torch.manual_seed(job.train.seed)
@@ -127,16 +131,14 @@ def train(job: JobConfig, resume: str | None = None,
 
     @torch.no_grad()
     def evaluate(model):
-        n = sum(len(b["features"]) for b in val)
-        sums = {"val_l2": 0.0, "val_world_l1": 0.0}
-        for b in val:
-            pred = model(b["actions"], b["features"][:, :-1]).float()
-            sums["val_l2"] += F.mse_loss(pred, b["latents"]).item() * len(b["features"])
-            if world_weight > 0:
-                with trainer.autocast():
-                    sums["val_world_l1"] += world_loss(pred, b["features"]).item() * len(
-                        b["features"])
-        return {k: v / n for k, v in sums.items() if world_weight > 0 or k == "val_l2"}
+        def latents(b):
+            return model(b["actions"], b["features"][:, :-1]).float()
+
+        out = {"val_l2": val_mean(lambda b: F.mse_loss(latents(b), b["latents"]))}
+        if world_weight > 0:
+            with trainer.autocast():
+                out["val_world_l1"] = val_mean(lambda b: world_loss(latents(b), b["features"]))
+        return out
 
     controller = trainer.fit(controller, dataset, step_fn, evaluate if run_eval else None, resume,
                              on_step)
